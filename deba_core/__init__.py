@@ -1,0 +1,59 @@
+"""DEBA: Dynamic Efficient Batch Adaptation for PyTorch.
+
+Grows the training batch when training is stable and shrinks it when it is not, with every knob
+taken from an architecture profile. See ``deba.BatchScheduler`` for the controller and README.md
+for a tour.
+"""
+
+from __future__ import annotations
+
+from .collectors import (
+    GradientNormVariationCollector,
+    GradientVarianceCollector,
+    LossVariationCollector,
+    MetricCollector,
+)
+from .decision import Decision
+from .detection import Detection, build_model, detect, profile_for
+from .errors import ConfigProblem, DebaConfigError, DebaError, DebaPluginError
+from .observation import Observation
+from .probe import GradientProbe, GradientSnapshot
+from .profile import ArchitectureProfile, CalibrationSettings, Rule
+from .profile_io import builtin_profiles, load_profile
+from .registry import registry
+from .scheduler import BatchScheduler, next_batch_size
+from .scoring import ScoringStrategy
+from .traits import ArchitectureTraits, measure_traits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchitectureProfile",
+    "ArchitectureTraits",
+    "BatchScheduler",
+    "CalibrationSettings",
+    "ConfigProblem",
+    "DebaConfigError",
+    "DebaError",
+    "DebaPluginError",
+    "Decision",
+    "Detection",
+    "GradientNormVariationCollector",
+    "GradientProbe",
+    "GradientSnapshot",
+    "GradientVarianceCollector",
+    "LossVariationCollector",
+    "MetricCollector",
+    "Observation",
+    "Rule",
+    "ScoringStrategy",
+    "__version__",
+    "build_model",
+    "builtin_profiles",
+    "detect",
+    "load_profile",
+    "measure_traits",
+    "next_batch_size",
+    "profile_for",
+    "registry",
+]

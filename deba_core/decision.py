@@ -1,0 +1,43 @@
+"""What the scheduler decides after each observation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Decision"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The scheduler's answer to one observation.
+
+    Attributes:
+        batch_size: the global batch size to use from the next step on.
+        previous_batch_size: the batch size before this decision.
+        changed: whether ``batch_size`` differs from ``previous_batch_size``.
+        action: ``"grow"``, ``"shrink"`` or ``"hold"``.
+        score: the stability score, or ``None`` while no score is available.
+        reason: why, in words (``"warmup 2/4"``, ``"cooldown"``, ``"score 0.81 >= 0.65"``...).
+        lr_factor: multiplier of the base learning rate for ``batch_size`` (rule 7).
+        step: optimizer steps observed so far.
+        interval: decision intervals completed so far.
+        decided: whether this step closed an interval (or was a non-finite emergency).
+        metrics: the metric values the score was computed from.
+    """
+
+    batch_size: int
+    previous_batch_size: int
+    changed: bool
+    action: Literal["grow", "shrink", "hold"]
+    score: float | None
+    reason: str
+    lr_factor: float
+    step: int
+    interval: int
+    decided: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return asdict(self)

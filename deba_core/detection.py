@@ -140,9 +140,11 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.
         )
     import difflib
 
-    near = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(near)}?" if near else ""
-    raise DebaConfigError.single("model", name, f"is not a timm or torchvision model name{hint}")
+    near = difflib.get_close_matches(name, sorted(set(known)), n=5, cutoff=0.6)
+    raise DebaConfigError.single(
+        "model", name, "is not a timm or torchvision model name",
+        remedy=f"Did you mean: {', '.join(near)}?" if near else "See timm.list_models() or torchvision.models.list_models().",
+    )
 
 
 def detect(model_or_name: nn.Module | str) -> Detection:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .validation import CrossFieldError, StrictModel
 
@@ -159,6 +159,14 @@ class ArchitectureProfile(StrictModel):
     nonfinite_patience: PosInt = 3
     sketch_size: Annotated[int, Field(ge=8, le=1_000_000)] = 512
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        # One clear error instead of one per member of the union.
+        if value == "epoch" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("must be a positive int (optimizer steps per decision) or 'epoch'")
 
     @model_validator(mode="after")
     def _cross_field(self) -> "ArchitectureProfile":

@@ -1,0 +1,214 @@
+"""Conformance suites for plugin authors (and the built-ins).
+
+Subclass a suite in your own tests and point it at your class; pytest collects the inherited
+test methods::
+
+    from deba.testing import StrategyConformance
+    from my_plugin import MyStrategy
+
+    class TestMyStrategy(StrategyConformance):
+        strategy_class = MyStrategy
+
+Needs only pytest. Inputs are drawn from fixed seeds, so failures reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .collectors.base import MetricCollector
+from .errors import DebaConfigError
+from .observation import Observation
+from .profile import DEFAULT_METRICS, ArchitectureProfile
+from .profile_io import load_profile
+from .scoring import ScoringStrategy
+
+__all__ = ["CollectorConformance", "StrategyConformance", "random_metrics", "random_observations"]
+
+
+def random_metrics(rng: np.random.Generator, names: tuple[str, ...] = DEFAULT_METRICS) -> dict[str, float]:
+    """A metrics mapping with some names missing and values across many scales."""
+    out: dict[str, float] = {}
+    for name in names:
+        if rng.random() < 0.2:
+            continue
+        kind = rng.integers(0, 5)
+        out[name] = [0.0, float(rng.random()), float(10 ** rng.uniform(-6, 6)), float(rng.random() * 3), math.inf][kind]
+    return out
+
+
+def random_observations(n: int, seed: int = 0, sketch_size: int = 16, micro: int = 0) -> list[Observation]:
+    """A plausible run: a falling noisy loss, varying gradient norms, sketches, optional micro-batches."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=sketch_size)
+    out = []
+    for t in range(n):
+        loss = 2.0 * math.exp(-t / max(n, 1)) + 0.1 * rng.random()
+        sketch = direction + 0.5 * rng.normal(size=sketch_size)
+        kwargs: dict[str, Any] = {}
+        if micro >= 2:
+            kwargs["micro_sketches"] = [direction + rng.normal(size=sketch_size) for _ in range(micro)]
+            kwargs["micro_sizes"] = [8] * micro
+        out.append(
+            Observation(
+                loss=loss, batch_size=8 * max(micro, 1), grad_norm=float(1 + rng.random()), grad_sketch=sketch, step=t, **kwargs
+            )
+        )
+    return out
+
+
+class StrategyConformance:
+    """The contract every :class:`ScoringStrategy` meets. Set ``strategy_class`` (and ``options``)."""
+
+    strategy_class: ClassVar[type[ScoringStrategy]]
+    options: ClassVar[dict[str, Any]] = {}
+    profile_name: ClassVar[str] = "generic"
+    cases: ClassVar[int] = 300
+
+    def make(self, profile: ArchitectureProfile | None = None) -> ScoringStrategy:
+        return self.strategy_class(profile or load_profile(self.profile_name), **self.options)
+
+    def test_is_a_strategy_with_a_name(self) -> None:
+        s = self.make()
+        assert isinstance(s, ScoringStrategy)
+        assert isinstance(s.name, str) and s.name
+
+    def test_scores_are_floats_in_unit_interval(self) -> None:
+        s = self.make()
+        rng = np.random.default_rng(1234)
+        for _ in range(self.cases):
+            metrics = random_metrics(rng)
+            s.update(metrics, float(rng.random() * 3))
+            value = s.score(metrics)
+            assert isinstance(value, float), f"score must be a float, got {type(value).__name__}"
+            assert 0.0 <= value <= 1.0, f"score {value} outside [0, 1] for {metrics}"
+
+    def test_handles_empty_and_unknown_metrics(self) -> None:
+        s = self.make()
+        for metrics in ({}, {"someone_elses_metric": 0.5}):
+            assert 0.0 <= s.score(metrics) <= 1.0
+
+    def test_deterministic(self) -> None:
+        rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+        a, b = self.make(), self.make()
+        for _ in range(100):
+            ma, mb = random_metrics(rng_a), random_metrics(rng_b)
+            a.update(ma, 1.0)
+            b.update(mb, 1.0)
+            assert a.score(ma) == b.score(mb)
+
+    def test_rejects_bad_metrics(self) -> None:
+        s = self.make()
+        for bad in ([0.1, 0.2], {"loss_variation": "high"}, {1: 0.2}):
+            try:
+                s.score(bad)  # type: ignore[arg-type]
+            except DebaConfigError:
+                continue
+            raise AssertionError(f"score({bad!r}) should raise DebaConfigError")
+
+    def test_rejects_unknown_option(self) -> None:
+        try:
+            self.strategy_class(load_profile(self.profile_name), not_an_option_of_anyone=1, **self.options)
+        except DebaConfigError:
+            return
+        raise AssertionError("an unknown option should raise DebaConfigError")
+
+    def test_state_round_trips_through_json(self) -> None:
+        rng = np.random.default_rng(99)
+        a = self.make()
+        history = [(random_metrics(rng), float(rng.random())) for _ in range(60)]
+        for metrics, loss in history[:30]:
+            a.update(metrics, loss)
+        state = json.loads(json.dumps(a.state_dict(), allow_nan=False))
+        b = self.make()
+        b.load_state_dict(state)
+        for metrics, loss in history[30:]:
+            a.update(metrics, loss)
+            b.update(metrics, loss)
+            assert a.score(metrics) == b.score(metrics)
+
+
+class CollectorConformance:
+    """The contract every :class:`MetricCollector` meets. Set ``collector_class``."""
+
+    collector_class: ClassVar[type[MetricCollector]]
+    window: ClassVar[int] = 6
+    min_samples: ClassVar[int] = 3
+    micro: ClassVar[int] = 0
+
+    def make(self) -> MetricCollector:
+        return self.collector_class(window=self.window, min_samples=self.min_samples)
+
+    def observations(self, n: int, seed: int = 0) -> list[Observation]:
+        return random_observations(n, seed=seed, micro=self.micro)
+
+    def test_has_a_name(self) -> None:
+        assert isinstance(self.collector_class.name, str) and self.collector_class.name
+
+    def test_none_until_min_samples(self) -> None:
+        c = self.make()
+        obs = self.observations(self.min_samples)
+        for o in obs[:-1]:
+            c.update(o)
+            assert c.value() is None
+        c.update(obs[-1])
+        value = c.value()
+        assert value is not None and math.isfinite(value) and value >= 0.0
+
+    def test_window_is_bounded(self) -> None:
+        c = self.make()
+        for o in self.observations(self.window * 10):
+            c.update(o)
+        assert c.count <= self.window
+        size_full = len(json.dumps(c.state_dict()))
+        for o in self.observations(self.window * 10, seed=1):
+            c.update(o)
+        assert len(json.dumps(c.state_dict())) <= 1.5 * size_full + 100
+
+    def test_nonfinite_never_enters_the_window(self) -> None:
+        c = self.make()
+        good = self.observations(self.window)
+        for o in good:
+            c.update(o)
+        before, value = c.count, c.value()
+        for bad in (
+            Observation(loss=float("nan"), batch_size=8, grad_norm=float("inf"), grad_finite=False,
+                        grad_sketch=np.full(16, np.nan)),
+            Observation(loss=float("inf"), batch_size=8, grad_norm=float("nan"), grad_finite=False),
+        ):
+            c.update(bad)
+        assert c.count == before
+        assert c.value() == value
+        assert c.nonfinite >= 1
+
+    def test_reset_empties(self) -> None:
+        c = self.make()
+        for o in self.observations(self.window):
+            c.update(o)
+        c.reset()
+        assert c.count == 0 and c.value() is None
+
+    def test_state_round_trips_through_json(self) -> None:
+        a = self.make()
+        obs = self.observations(self.window * 3)
+        for o in obs[: self.window + 1]:
+            a.update(o)
+        b = self.make()
+        b.load_state_dict(json.loads(json.dumps(a.state_dict(), allow_nan=False)))
+        assert b.value() == a.value() and b.count == a.count
+        for o in obs[self.window + 1 :]:
+            a.update(o)
+            b.update(o)
+            assert a.value() == b.value()
+
+    def test_rejects_bad_window(self) -> None:
+        for window, min_samples in ((1, 1), (5, 6), (0, 2)):
+            try:
+                self.collector_class(window=window, min_samples=min_samples)
+            except DebaConfigError:
+                continue
+            raise AssertionError(f"window={window}, min_samples={min_samples} should raise DebaConfigError")

@@ -1,0 +1,83 @@
+"""Test helpers: a hypothesis strategy for valid profiles, and a score-echo collector/strategy pair
+that lets a test dictate the stability score through the loss (score = 1 - loss)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from hypothesis import strategies as st
+
+import deba
+from deba.collectors import ScalarWindowCollector
+
+
+class LastLossCollector(ScalarWindowCollector):
+    """Value = the latest interval's mean loss."""
+
+    name = "last_loss"
+
+    def extract(self, obs):
+        return obs.loss
+
+    def compute(self, values: np.ndarray) -> float:
+        return float(values[-1])
+
+
+class EchoStrategy(deba.ScoringStrategy):
+    """Score = 1 - last_loss, clipped to [0, 1]."""
+
+    name = "echo"
+
+    def score(self, metrics: Mapping[str, float]) -> float:
+        v = metrics.get("last_loss")
+        if v is None:
+            return 0.5
+        return min(1.0, max(0.0, 1.0 - float(v)))
+
+
+@st.composite
+def profiles(draw, interval=None) -> deba.ArchitectureProfile:
+    g = draw(st.sampled_from([1, 2, 8]))
+    lo = g * draw(st.integers(1, 4))
+    hi = lo + g * draw(st.integers(0, 40))
+    init = lo + g * draw(st.integers(0, (hi - lo) // g))
+    dec = draw(st.floats(0.0, 0.9))
+    inc = draw(st.floats(dec + 0.01, 1.0))
+    window = draw(st.integers(2, 6))
+    return deba.ArchitectureProfile(
+        name="drawn",
+        family="generic",
+        min_batch=lo,
+        max_batch=hi,
+        initial_batch=init,
+        granularity=g,
+        growth_factor=draw(st.one_of(st.floats(1.0, 4.0, exclude_min=True), st.just(1.0 + 1e-12))),
+        shrink_factor=draw(st.one_of(st.floats(1.0, 4.0, exclude_min=True), st.just(1.0 + 1e-12))),
+        increase_above=inc,
+        decrease_below=dec,
+        interval=draw(st.sampled_from([1, 2, 3, "epoch"])) if interval is None else interval,
+        window=window,
+        min_samples=draw(st.integers(2, window)),
+        cooldown=draw(st.integers(0, 3)),
+        warmup=draw(st.integers(0, 3)),
+        nonfinite_patience=draw(st.integers(1, 4)),
+        weights={"last_loss": 1.0},
+        sketch_size=8,
+    )
+
+
+def echo_scheduler(profile: deba.ArchitectureProfile, by_instance: bool = True) -> deba.BatchScheduler:
+    """A scheduler whose score is 1 - loss. ``by_instance`` varies how it is built."""
+    if by_instance:
+        return deba.BatchScheduler(
+            profile, strategy=EchoStrategy(profile),
+            collectors=[LastLossCollector(window=profile.window, min_samples=profile.required_samples)],
+        )
+    deba.registry.register("strategies", "echo", EchoStrategy, override=True)
+    deba.registry.register("collectors", "last_loss", LastLossCollector, override=True)
+    return deba.BatchScheduler(profile, strategy="echo", collectors=["last_loss"])
+
+
+def obs(loss: float, batch: int = 8, finite: bool = True) -> deba.Observation:
+    return deba.Observation(loss=loss if finite else float("nan"), batch_size=batch, grad_norm=1.0)

@@ -1,0 +1,216 @@
+"""Properties of the scheduler: DESIGN.md rules 1-6, each pinned down with Hypothesis.
+
+The score is dictated through the loss (score = 1 - loss, see helpers.EchoStrategy), so every
+property can drive the scheduler into growth, shrinkage, cooldown and non-finite paths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import given, note
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+import deba
+from deba.scheduler import next_batch_size
+from helpers import echo_scheduler, obs, profiles
+
+# One event: a step with a loss (or a non-finite step), or the end of an epoch.
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("step"), st.floats(0.0, 1.0), st.booleans().map(lambda b: b or True)),
+        st.tuples(st.just("bad"), st.just(0.0), st.just(False)),
+        st.tuples(st.just("epoch"), st.just(0.0), st.just(True)),
+    ),
+    max_size=60,
+)
+
+
+def feed(sched: deba.BatchScheduler, event) -> deba.Decision:
+    kind, loss, _ = event
+    if kind == "epoch":
+        return sched.end_epoch()
+    return sched.observe(obs(loss, sched.batch_size, finite=(kind == "step")))
+
+
+def on_grid(p: deba.ArchitectureProfile, b: int) -> bool:
+    return p.min_batch <= b <= p.max_batch and b % p.granularity == 0
+
+
+@given(profiles(), events)
+def test_rule1_bounds_and_grid(profile, evs):
+    sched = echo_scheduler(profile)
+    for e in evs:
+        d = feed(sched, e)
+        assert on_grid(profile, d.batch_size) and d.batch_size == sched.batch_size
+
+
+@given(profiles(), events)
+def test_rule2_cooldown_and_window_restart(profile, evs):
+    sched = echo_scheduler(profile)
+    last_change_interval = None
+    for e in evs:
+        d = feed(sched, e)
+        if d.changed:
+            if last_change_interval is not None:
+                # strictly more than `cooldown` intervals completed since the previous change
+                assert sched.intervals - last_change_interval > profile.cooldown
+            last_change_interval = sched.intervals
+            assert all(c.count == 0 for c in sched.collectors), "windows must restart after a change"
+            assert sched.window_count == 0
+
+
+@given(profiles(), events)
+def test_rule3_warmup_and_min_samples(profile, evs):
+    sched = echo_scheduler(profile)
+    for e in evs:
+        before_window = sched.window_count
+        d = feed(sched, e)
+        if d.changed:
+            assert sched.intervals >= profile.warmup
+            if d.action != "shrink" or d.score is not None:
+                # a score-driven change needs a full-enough window (this interval included)
+                assert before_window + 1 >= profile.required_samples
+
+
+@given(profiles(), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40), st.floats(0, 1), st.floats(0, 1))
+def test_rule4_monotone_from_the_same_state(profile, losses, s1, s2):
+    sched = echo_scheduler(profile)
+    for loss in losses:
+        sched.observe(obs(loss, sched.batch_size))
+    state = json.loads(json.dumps(sched.state_dict()))
+    lo, hi = sorted((s1, s2))
+    outcomes = []
+    for score in (lo, hi):
+        twin = echo_scheduler(profile)
+        twin.load_state_dict(state)
+        # Feed enough identical steps to close the interval (or the epoch) with this score.
+        steps = 1 if profile.interval == "epoch" else int(profile.interval)
+        d = None
+        for _ in range(steps):
+            d = twin.observe(obs(1.0 - score, twin.batch_size))
+        if profile.interval == "epoch":
+            d = twin.end_epoch()
+        outcomes.append(d.batch_size)
+    assert outcomes[0] <= outcomes[1]
+    # and the pure rule itself
+    assert next_batch_size(profile, sched.batch_size, lo)[0] <= next_batch_size(profile, sched.batch_size, hi)[0]
+
+
+@given(profiles(), st.integers(0, 200), st.floats(0, 1))
+def test_rule5_bounded_moves_of_at_least_one_grid_step(profile, k, score):
+    g = profile.granularity
+    batch = min(profile.max_batch, profile.min_batch + g * (k % ((profile.max_batch - profile.min_batch) // g + 1)))
+    target, action = next_batch_size(profile, batch, score)
+    assert on_grid(profile, target)
+    if action == "grow":
+        up = math.ceil(batch * profile.growth_factor / g - 1e-9) * g
+        assert batch + g <= target <= max(up, batch + g)
+    elif action == "shrink":
+        down = math.floor(batch / profile.shrink_factor / g + 1e-9) * g
+        assert min(down, batch - g) <= target <= batch - g
+    else:
+        assert target == batch
+
+
+@given(profiles())
+def test_rule5_stable_runs_grow_and_unstable_runs_shrink(profile):
+    for loss, goal in ((0.0, profile.max_batch), (1.0, profile.min_batch)):
+        sched = echo_scheduler(profile)
+        # generous budget: warm-up + (cooldown + window) per change, for every grid step
+        per_change = profile.cooldown + profile.required_samples + 2
+        steps_per_interval = 1 if profile.interval == "epoch" else int(profile.interval)
+        budget = (profile.warmup + per_change * ((profile.max_batch - profile.min_batch) // profile.granularity + 1))
+        for _ in range(budget):
+            for _ in range(steps_per_interval):
+                sched.observe(obs(loss, sched.batch_size))
+            if profile.interval == "epoch":
+                sched.end_epoch()
+            if sched.batch_size == goal:
+                break
+        if loss == 0.0 and profile.increase_above <= 1.0:
+            assert sched.batch_size == goal, "a stable run below max_batch must grow to it"
+        if loss == 1.0 and profile.decrease_below > 0.0:
+            assert sched.batch_size == goal, "an unstable run above min_batch must shrink to it"
+
+
+@given(profiles(), events, st.integers(0, 60))
+def test_rule6_deterministic_and_exact_state_round_trip(profile, evs, cut):
+    a = echo_scheduler(profile, by_instance=True)
+    b = echo_scheduler(profile, by_instance=True)
+    for e in evs[:cut]:
+        assert feed(a, e) == feed(b, e)
+    # restore into a differently built scheduler (names through the registry, not instances)
+    c = echo_scheduler(profile, by_instance=False)
+    c.load_state_dict(json.loads(json.dumps(a.state_dict(), allow_nan=False)))
+    assert c.batch_size == a.batch_size
+    for e in evs[cut:]:
+        da, dc = feed(a, e), feed(c, e)
+        note(f"{da} vs {dc}")
+        assert da == dc
+    assert c.state_dict() == a.state_dict()
+
+
+class SchedulerMachine(RuleBasedStateMachine):
+    """Random steps, epoch ends and save/restore into a freshly built scheduler; invariants after each."""
+
+    @initialize(profile=profiles())
+    def start(self, profile):
+        self.profile = profile
+        self.sched = echo_scheduler(profile, by_instance=True)
+        self.twin = echo_scheduler(profile, by_instance=True)  # never restored: the reference
+        self.last_change = None
+        self.previous = profile.initial_batch
+
+    def _check(self, d: deba.Decision, t: deba.Decision) -> None:
+        assert d == t, f"restored scheduler diverged: {d} != {t}"
+        if d.changed:
+            assert d.previous_batch_size == self.previous
+            if self.last_change is not None:
+                assert self.sched.intervals - self.last_change > self.profile.cooldown
+            self.last_change = self.sched.intervals
+            g = self.profile.granularity
+            if d.batch_size > d.previous_batch_size:
+                assert d.batch_size <= max(math.ceil(d.previous_batch_size * self.profile.growth_factor / g - 1e-9) * g, d.previous_batch_size + g)
+            else:
+                assert d.batch_size >= min(math.floor(d.previous_batch_size / self.profile.shrink_factor / g + 1e-9) * g, d.previous_batch_size - g)
+        self.previous = d.batch_size
+
+    @rule(loss=st.floats(0.0, 1.0))
+    def step(self, loss):
+        self._check(self.sched.observe(obs(loss, self.sched.batch_size)), self.twin.observe(obs(loss, self.twin.batch_size)))
+
+    @rule()
+    def bad_step(self):
+        self._check(self.sched.observe(obs(0, self.sched.batch_size, finite=False)),
+                    self.twin.observe(obs(0, self.twin.batch_size, finite=False)))
+
+    @precondition(lambda self: self.profile.interval == "epoch")
+    @rule()
+    def epoch_end(self):
+        self._check(self.sched.end_epoch(), self.twin.end_epoch())
+
+    @rule(by_instance=st.booleans())
+    def save_and_restore(self, by_instance):
+        state = json.loads(json.dumps(self.sched.state_dict(), allow_nan=False))
+        fresh = echo_scheduler(self.profile, by_instance=by_instance)
+        fresh.load_state_dict(state)
+        self.sched = fresh
+
+    @invariant()
+    def bounded_and_on_grid(self):
+        assert on_grid(self.profile, self.sched.batch_size)
+
+    @invariant()
+    def same_as_reference(self):
+        assert self.sched.batch_size == self.twin.batch_size
+        assert self.sched.step == self.twin.step
+
+    @invariant()
+    def lr_factor_follows_batch(self):
+        assert self.sched.lr_factor == self.profile.lr_factor(self.sched.batch_size)
+
+
+TestSchedulerMachine = SchedulerMachine.TestCase

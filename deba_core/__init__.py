@@ -24,10 +24,25 @@ from .registry import registry
 from .scheduler import BatchScheduler, next_batch_size
 from .scoring import ScoringStrategy
 from .traits import ArchitectureTraits, measure_traits
+from .sampler import AdaptiveBatchSampler
+from .lr import LRCoupler
+from .memory import find_max_micro_batch
+from .callbacks import Callback
+from .fit import FitResult, NonFiniteTraining, evaluate, fit
+from deba.adapters.torch import DebaController  # noqa: E402 - needs the modules above
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveBatchSampler",
+    "Callback",
+    "DebaController",
+    "FitResult",
+    "LRCoupler",
+    "NonFiniteTraining",
+    "evaluate",
+    "find_max_micro_batch",
+    "fit",
     "ArchitectureProfile",
     "ArchitectureTraits",
     "BatchScheduler",

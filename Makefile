@@ -1,26 +1,33 @@
 # Two entry points, each doing its own set-up on a fresh clone:
-#   make run   - install DEBA and run the main job
+#   make run   - install DEBA (with the example extras) and run the main job, `deba run`
 #   make test  - install DEBA with its test dependencies and the example plugin, run the tests
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.deba-installed
+RUN_STAMP := $(VENV)/.deba-run
+TEST_STAMP := $(VENV)/.deba-test
+DEPS := pyproject.toml plugins/deba-example-strategy/pyproject.toml
 
 .PHONY: install run test clean
 
-$(STAMP): pyproject.toml plugins/deba-example-strategy/pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' -e plugins/deba-example-strategy
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): $(DEPS) | $(PY)
+	$(PY) -m pip install -q -e '.[examples]'
+	touch $@
 
-run: install
-	$(VENV)/bin/deba profile resnet18
-	$(VENV)/bin/deba plugins
+$(TEST_STAMP): $(DEPS) | $(PY)
+	$(PY) -m pip install -q -e '.[dev,examples]' -e plugins/deba-example-strategy
+	touch $@
 
-test: install
+install: $(TEST_STAMP)
+
+run: $(RUN_STAMP)
+	$(VENV)/bin/deba run $(ARGS)
+
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --timeout=900 tests plugins/deba-example-strategy/tests
 
 clean:

@@ -22,11 +22,11 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
-def command(name: str, help: str):
-    """Decorator registering ``run(args) -> int`` with an ``add_arguments(parser)`` companion."""
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] | None = None):
+    """Decorator registering ``run(args) -> int`` as sub-command ``name``; ``arguments`` adds its options."""
 
     def wrap(fn):
-        COMMANDS[name] = (help, getattr(fn, "arguments", lambda p: None), fn)
+        COMMANDS[name] = (help, arguments or (lambda p: None), fn)
         return fn
 
     return wrap
@@ -82,8 +82,7 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-_profile.arguments = _profile_args  # type: ignore[attr-defined]
-command("profile", "detect a model's architecture and print its traits and profile")(_profile)
+command("profile", "detect a model's architecture and print its traits and profile", _profile_args)(_profile)
 
 
 # deba plugins -----------------------------------------------------------------------------------
@@ -120,8 +119,7 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
-_plugins.arguments = _plugins_args  # type: ignore[attr-defined]
-command("plugins", "list strategies, collectors, adapters and profiles with their load status")(_plugins)
+command("plugins", "list strategies, collectors, adapters and profiles with their load status", _plugins_args)(_plugins)
 
 
 # Entry point ------------------------------------------------------------------------------------

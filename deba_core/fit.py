@@ -229,6 +229,9 @@ def fit(
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_fn,
         pin_memory=dev.type == "cuda", persistent_workers=False,
+        # Each iter(loader) draws a worker base seed; from its own generator it never moves the
+        # global RNG, so a resumed run (which calls iter() mid-epoch) keeps the same dropout masks.
+        generator=torch.Generator().manual_seed(seed),
     )
     coupler = LRCoupler(optimizer, sched.lr_factor)
     history = HistoryWriter(log_dir, tensorboard=tensorboard)

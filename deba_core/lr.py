@@ -43,6 +43,9 @@ class LRCoupler:
         self.factor = factor
         self.last_used: list[float] = [float(g["lr"]) * factor for g in optimizer.param_groups]
         self._saved: list[Any] | None = None
+        # An optimizer subclass whose step() calls super().step() runs the hooks twice, nested:
+        # scale once on the way in, restore once on the way out.
+        self._depth = 0
         self._handles = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
@@ -60,13 +63,17 @@ class LRCoupler:
         self._factor = float(value)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._depth += 1
+        if self._depth > 1:
+            return
         self._saved = [g["lr"] for g in optimizer.param_groups]
         for g in optimizer.param_groups:
             g["lr"] = g["lr"] * self._factor
         self.last_used = [float(g["lr"]) for g in optimizer.param_groups]
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if self._saved is not None:
+        self._depth = max(0, self._depth - 1)
+        if self._depth == 0 and self._saved is not None:
             for g, lr in zip(optimizer.param_groups, self._saved):
                 g["lr"] = lr
             self._saved = None

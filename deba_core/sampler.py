@@ -79,7 +79,8 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.endless = bool(endless)
         self.epoch = 0
         self._position = 0  # indices of this epoch already drawn
-        self._consumed: int | None = None  # indices of this epoch the loop really used
+        self._consumed = 0  # indices of this epoch the loop really used (see mark_consumed)
+        self._tracking = False  # whether anybody reports consumption
         self._exhausted = False
 
     # Batch size ---------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         if epoch != self.epoch or self._exhausted:
             self.epoch = epoch
             self._position = 0
-            self._consumed = None
+            self._consumed = 0
             self._exhausted = False
 
     def order(self, epoch: int | None = None) -> list[int]:
@@ -115,17 +116,18 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
     @property
     def position(self) -> int:
         """Samples of the current epoch consumed (or drawn, if nobody marks consumption)."""
-        return self._position if self._consumed is None else self._consumed
+        return self._consumed if self._tracking else self._position
 
     def mark_consumed(self, n: int) -> None:
         """Record that the loop used ``n`` more samples of this epoch (prefetching loaders)."""
         _check_int("n", n, 0)
-        self._consumed = min(self.num_samples, (self._consumed or 0) + n)
+        self._tracking = True
+        self._consumed = min(self.num_samples, self._consumed + n)
 
     def _next_epoch(self) -> None:
         self.epoch += 1
         self._position = 0
-        self._consumed = None
+        self._consumed = 0
         self._exhausted = False
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -161,7 +163,7 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able position: epoch, samples consumed in it, batch size, seed."""
-        position = self.num_samples if self._exhausted and self._consumed is None else self.position
+        position = self.position
         return {
             "epoch": self.epoch,
             "position": position,
@@ -169,6 +171,8 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
             "seed": self.seed,
             "num_samples": self.num_samples,
             "shuffle": self.shuffle,
+            # Only a fully consumed, finished epoch moves on to the next one at the next iter().
+            "finished": bool(self._exhausted and position >= self.num_samples),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -186,7 +190,5 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
             raise DebaConfigError.single("sampler state.position", position, f"must be <= {self.num_samples}")
         self.batch_size = state.get("batch_size")  # type: ignore[assignment]
         self._position = position
-        self._consumed = None
-        self._exhausted = position >= self.num_samples and not self.endless
-        if self._exhausted:
-            self._position = self.num_samples
+        self._consumed = position
+        self._exhausted = bool(state.get("finished", False)) and not self.endless

@@ -18,6 +18,7 @@ the score moves the batch by the profile's rules:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Iterable, Sequence
 
@@ -193,7 +194,11 @@ class BatchScheduler:
             if emergency is not None and emergency.changed:
                 return emergency
         if self.profile.interval != "epoch" and self._acc.steps >= int(self.profile.interval):
-            return self._close_interval()
+            closed = self._close_interval()
+            if emergency is not None and not closed.changed:
+                closed = dataclasses.replace(closed, reason=f"{emergency.reason}; {closed.reason}")
+                self.last_decision = closed
+            return closed
         if emergency is not None:
             return emergency
         if self.profile.interval == "epoch":

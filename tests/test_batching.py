@@ -1,0 +1,91 @@
+"""Micro-batching: accumulated gradient equals the full-batch gradient; out-of-memory retry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import deba
+from deba.adapters.torch import TorchAdapter
+from deba.batching import run_micro_batches, split_sizes
+
+
+def _grads(model):
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()]).clone()
+
+
+@pytest.mark.parametrize("cap", [1, 3, 7, 16, 64])
+def test_accumulated_gradient_equals_full_batch_gradient(cap):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    x, y = torch.randn(37, 6), torch.randint(0, 3, (37,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    full = _grads(model)
+    model.zero_grad()
+    res = run_micro_batches(model, (x, y), nn.functional.cross_entropy, cap=cap)
+    assert sum(res.micro_sizes) == 37 and max(res.micro_sizes) <= cap
+    assert torch.allclose(_grads(model), full, atol=1e-5, rtol=0)
+    assert res.loss == pytest.approx(nn.functional.cross_entropy(model(x), y).item(), abs=1e-5)
+
+
+def test_micro_batches_give_independent_gradient_estimates():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    adapter = TorchAdapter(model, nn.functional.cross_entropy, deba.GradientProbe(model, 8), max_micro_batch=8)
+    res, obs = adapter.forward_backward((torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    assert len(obs.micro_sketches) == 4 and obs.micro_sizes == (8, 8, 8, 8)
+    # the size-weighted mean of the micro estimates is the full gradient's sketch
+    mean = sum(s * 8 for s in obs.micro_sketches) / 32
+    assert abs(mean - obs.grad_sketch).max() < 1e-5
+
+
+class FlakyModel(nn.Module):
+    """Raises an out-of-memory error for forward passes above `limit` samples."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.lin = nn.Linear(5, 3)
+        self.limit = limit
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected, {x.shape[0]} samples)")
+        self.seen.append(x.shape[0])
+        return self.lin(x)
+
+
+def test_out_of_memory_lowers_the_cap_and_reruns_without_losing_samples():
+    torch.manual_seed(0)
+    model = FlakyModel(limit=10)
+    x, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    reference = nn.Linear(5, 3)
+    reference.load_state_dict(model.lin.state_dict())
+    nn.functional.cross_entropy(reference(x), y).backward()
+    adapter = TorchAdapter(model, nn.functional.cross_entropy, deba.GradientProbe(model, 8), max_micro_batch=40)
+    res, obs = adapter.forward_backward((x, y))
+    assert res.oom_events and res.oom_events[0]["failed_micro_batch"] == 40
+    assert adapter.max_micro_batch <= 10, "the lowered cap is kept for later steps"
+    assert sum(res.micro_sizes) == 40 and sum(model.seen) == 40, "no sample lost or seen twice"
+    assert torch.allclose(model.lin.weight.grad, reference.weight.grad, atol=1e-5)
+
+
+def test_out_of_memory_at_one_sample_is_an_error():
+    model = FlakyModel(limit=0)
+    with pytest.raises(deba.batching.OutOfMemory):
+        run_micro_batches(model, (torch.randn(4, 5), torch.zeros(4, dtype=torch.long)), nn.functional.cross_entropy, cap=4)
+
+
+def test_split_sizes():
+    assert split_sizes(10, None) == [10] and split_sizes(10, 4) == [4, 3, 3] and split_sizes(3, 8) == [3]
+
+
+def test_find_max_micro_batch_on_cpu_follows_the_budget():
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 32 * 32, 10))
+    sample = torch.randn(2, 3, 32, 32)
+    small = deba.find_max_micro_batch(model, sample, memory_budget=20_000_000)
+    large = deba.find_max_micro_batch(model, sample, memory_budget=200_000_000)
+    assert 1 <= small < large
+    with pytest.raises(deba.DebaConfigError):
+        deba.find_max_micro_batch(model, sample, memory_budget=1000)

@@ -171,4 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run through the imported module so sub-commands register into the same COMMANDS table.
+    from deba.cli import main as _main
+
+    sys.exit(_main())

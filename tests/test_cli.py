@@ -13,7 +13,7 @@ from deba.cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "deba.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "deba", *args], capture_output=True, text=True)
 
 
 def test_profile_prints_traits_and_profile_as_yaml(capsys):

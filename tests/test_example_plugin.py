@@ -10,7 +10,7 @@ from helpers import obs
 
 
 def test_deba_plugins_lists_it_with_its_distribution():
-    out = subprocess.run([sys.executable, "-m", "deba.cli", "plugins"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "deba", "plugins"], capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if "worst-metric" in l)
     assert "deba.strategies" in line and "deba-example-strategy" in line and "0.1.0" in line and line.endswith("ok")
 

@@ -1,0 +1,116 @@
+"""`deba run` and `deba calibrate` on real data, and their error messages (no tracebacks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import deba
+from deba.commands.calibrate import calibrate_profile, intervals_from_history
+from deba.commands.run import parse_compare
+from deba.data import load_dataset, read_idx
+
+FASHION = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+
+
+def deba_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "deba", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.timeout(600)
+def test_deba_run_writes_the_run_folder_and_a_table(tmp_path):
+    out = tmp_path / "run"
+    r = deba_cli("run", "--epochs", "3", "--out", str(out), "--no-progress", "--compare", "static", "--compare", "static:64")
+    assert r.returncode == 0, r.stderr
+    assert "speedup" in r.stdout and "static-64" in r.stdout and "deba" in r.stdout
+    for name in ("history.jsonl", "profile.yaml", "summary.json", "report.png"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    methods = {row["method"]: row for row in summary["results"]}
+    assert set(methods) == {"deba", "static-32", "static-64"}
+    assert methods["static-64"]["batch_max"] == 64 and methods["deba"]["final_accuracy"] > 0.5
+    assert deba.load_profile(out / "profile.yaml").name == summary["profile"]
+
+
+@pytest.mark.timeout(600)
+def test_fashion_mnist_from_the_shared_idx_files(tmp_path):
+    data = load_dataset("fashion-mnist", data_dir=FASHION, train_subset=300, test_subset=100, channels=3)
+    x, y = data.train.tensors
+    assert x.shape == (300, 3, 32, 32) and y.max() <= 9 and data.num_classes == 10
+    assert abs(float(x.mean())) < 0.1
+    assert read_idx(FASHION / "t10k-labels-idx1-ubyte.gz").shape == (10000,)
+    r = deba_cli("run", "--dataset", "fashion-mnist", "--data-dir", str(FASHION), "--train-subset", "400",
+                 "--test-subset", "200", "--epochs", "1", "--out", str(tmp_path / "f"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "resnet81"], "Did you mean"),
+    (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent-folder"], "train-images-idx3-ubyte.gz"),
+    (["--dataset", "fashion-mnist"], "--data-dir"),
+    (["--compare", "dynamic:3"], "static"),
+    (["--epochs", "0"], "epochs"),
+])
+def test_bad_input_is_a_clear_message_and_nonzero_exit(tmp_path, args, needle):
+    r = deba_cli("run", *args, "--out", str(tmp_path / "o"), "--no-progress")
+    assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_invalid_profile_file_and_unwritable_out(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    data = deba.load_profile("generic").to_dict()
+    data["rules"][0]["op"] = "=="
+    bad.write_text(yaml.safe_dump(data))
+    r = deba_cli("run", "--profile", str(bad), "--out", str(tmp_path / "o"), "--no-progress")
+    assert r.returncode == 2 and "rules[0].op" in r.stderr and "Traceback" not in r.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = deba_cli("run", "--out", str(blocker / "sub"), "--no-progress")
+    assert r.returncode == 2 and "not writable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cifar_without_download_says_how_to_get_it(tmp_path):
+    with pytest.raises(deba.DebaConfigError, match="--download"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+@pytest.mark.timeout(600)
+def test_calibrate_writes_a_profile_that_run_and_fit_accept(tmp_path):
+    target = tmp_path / "cal.yaml"
+    r = deba_cli("calibrate", "--epochs", "2", "--out", str(tmp_path / "c"), "--output", str(target), "--no-progress",
+                 "--name", "digits-cnn")
+    assert r.returncode == 0, r.stderr
+    p = deba.load_profile(target)
+    assert p.name == "digits-cnn"
+    assert p.tau != deba.load_profile("resnet18").tau, "scales were measured"
+    assert 0 <= p.decrease_below < p.increase_above <= 1
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(64, 16), torch.randint(0, 3, (64,))
+    deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+             loss_fn=torch.nn.functional.cross_entropy, profile=str(target), epochs=1, progress=False)
+    r = deba_cli("run", "--profile", str(target), "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+
+
+def test_calibration_math():
+    base = deba.load_profile("generic")
+    rows = [({"grad_variance": 10.0 + i, "grad_norm_variation": 0.2, "loss_variation": 0.1 * (i % 3)}, 2.0 - 0.01 * i)
+            for i in range(30)]
+    prof, report = calibrate_profile(base, rows)
+    assert prof.tau["grad_variance"] == pytest.approx(24.5) and report["intervals"] == 30
+    with pytest.raises(deba.DebaConfigError):
+        calibrate_profile(base, rows[:2])
+    hist = [{"kind": "step", "loss": 1.0, "metrics": {}, "reason": "collecting"},
+            {"kind": "step", "loss": 3.0, "metrics": {"a": 1.0}, "reason": "score"}]
+    assert intervals_from_history(hist) == [({"a": 1.0}, 2.0)]
+
+
+def test_parse_compare():
+    assert parse_compare(None, 32) == [32] and parse_compare(["static:64", "static"], 32) == [64, 32]

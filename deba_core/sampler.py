@@ -81,6 +81,8 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         self._position = 0  # indices of this epoch already drawn
         self._consumed = 0  # indices of this epoch the loop really used (see mark_consumed)
         self._tracking = False  # whether anybody reports consumption
+        self._pending: list[int] = []  # sizes of batches drawn but not yet consumed (tracking only)
+        self._replay: list[int] = []  # sizes to draw first after a resume
         self._exhausted = False
 
     # Batch size ---------------------------------------------------------------------------------
@@ -103,6 +105,7 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
             self.epoch = epoch
             self._position = 0
             self._consumed = 0
+            self._pending, self._replay = [], []
             self._exhausted = False
 
     def order(self, epoch: int | None = None) -> list[int]:
@@ -123,27 +126,38 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         _check_int("n", n, 0)
         self._tracking = True
         self._consumed = min(self.num_samples, self._consumed + n)
+        left = n
+        while self._pending and left >= self._pending[0]:
+            left -= self._pending.pop(0)
 
     def _next_epoch(self) -> None:
         self.epoch += 1
         self._position = 0
         self._consumed = 0
+        self._pending, self._replay = [], []
         self._exhausted = False
 
     def __iter__(self) -> Iterator[list[int]]:
         if self._exhausted:
             self._next_epoch()
-        # Resume from what was consumed: batches drawn but never used are drawn again.
+        # Resume from what was consumed: batches drawn but never used are drawn again, with the
+        # sizes they had, so a loader that prefetches sees the same batches as before.
+        if self._tracking:
+            self._replay = self._pending + self._replay
+            self._pending = []
         self._position = self.position
         while True:
             order = self.order()
             while self._position < self.num_samples:
-                size = self._batch_size
+                size = self._replay.pop(0) if self._replay else self._batch_size
                 end = min(self._position + size, self.num_samples)
                 if self.drop_last and end - self._position < size:
                     break
                 batch = order[self._position : end]
                 self._position = end
+                self._pending.append(len(batch))
+                if len(self._pending) > 4096:  # nobody marks consumption: keep memory bounded
+                    self._pending = self._pending[-1024:]
                 yield batch
             if not self.endless:
                 self._exhausted = True
@@ -173,6 +187,8 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
             "shuffle": self.shuffle,
             # Only a fully consumed, finished epoch moves on to the next one at the next iter().
             "finished": bool(self._exhausted and position >= self.num_samples),
+            # Batches drawn (prefetched) but not consumed: redrawn with these sizes after a resume.
+            "pending": list(self._pending) + list(self._replay) if self._tracking else [],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -191,4 +207,9 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.batch_size = state.get("batch_size")  # type: ignore[assignment]
         self._position = position
         self._consumed = position
+        pending = state.get("pending", [])
+        if not isinstance(pending, list) or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in pending):
+            raise DebaConfigError.single("sampler state.pending", pending, "must be a list of batch sizes")
+        self._pending, self._replay = [], list(pending)
+        self._tracking = self._tracking or bool(pending)
         self._exhausted = bool(state.get("finished", False)) and not self.endless

@@ -117,3 +117,43 @@ def test_resize_lands_within_workers_times_prefetch_with_workers():
     first_new = sizes.index(10)
     assert 3 <= first_new <= 3 + workers * prefetch, sizes
     assert sorted(seen) == list(range(200)), "every sample once, even with prefetching"
+
+
+def _consume_with_lookahead(sampler, lookahead, changes, stop_after=None):
+    """Like a prefetching DataLoader: draw `lookahead` batches ahead, consume one at a time."""
+    it = iter(sampler)
+    queue, out = [], []
+    for _ in range(lookahead):
+        nxt = next(it, None)
+        if nxt is not None:
+            queue.append(nxt)
+    while queue:
+        batch = queue.pop(0)
+        out.append(batch)
+        sampler.mark_consumed(len(batch))
+        if len(out) in changes:
+            sampler.batch_size = changes[len(out)]
+        if stop_after is not None and len(out) == stop_after:
+            return out
+        nxt = next(it, None)
+        if nxt is not None:
+            queue.append(nxt)
+    return out
+
+
+@given(st.integers(20, 200), st.integers(0, 4), st.dictionaries(st.integers(1, 30), st.integers(1, 20), max_size=5),
+       st.integers(1, 25))
+def test_resume_replays_prefetched_batches_with_their_sizes(n, lookahead, changes, cut):
+    full = _consume_with_lookahead(AdaptiveBatchSampler(n, 4, seed=1), lookahead, changes)
+    a = AdaptiveBatchSampler(n, 4, seed=1)
+    head = _consume_with_lookahead(a, lookahead, changes, stop_after=cut)
+    if len(head) < cut:
+        return  # the epoch ended first
+    state = json.loads(json.dumps(a.state_dict()))
+    if state["finished"]:
+        return  # the epoch is over: the next iter() is a new epoch (tested above)
+    b = AdaptiveBatchSampler(n, 1, seed=1)
+    b.load_state_dict(state)
+    shifted = {k - cut: v for k, v in changes.items() if k > cut}
+    tail = _consume_with_lookahead(b, lookahead, shifted)
+    assert head + tail == full

@@ -5,7 +5,8 @@ strategy records each interval's instabilities and mean loss. An interval's outc
 over the next ``horizon`` intervals the loss spikes (rises above ``(1 + spike_tolerance)`` times its
 value) or stalls (falls by less than ``stall_tolerance`` of it). Non-negative weights are then
 fitted by least squares of the outcome on the instabilities (centred, so the base rate does not
-leak into the weights), normalised to sum 1, and the score is ``1 - sum(w * u)``. With too few bad
+leak into the weights, and standardised, so a weight says how strongly a metric predicts bad
+outcomes whatever its scale), normalised to sum 1, and the score is ``1 - sum(w * u)``. With too few bad
 or good outcomes, or no metric that predicts them, it falls back to equal weights and says so.
 A profile whose ``calibration.learned`` is true already carries fitted weights: they are used
 from the first interval, with no calibration phase.
@@ -138,7 +139,15 @@ class LearnedStrategy(ScoringStrategy):
         x = u[:, cols]
         col_mean = np.nanmean(x, axis=0)
         x = np.where(np.isnan(x), col_mean, x)
-        w = nonnegative_least_squares(x - x.mean(axis=0), y - y.mean())
+        # Standardise each instability so a weight measures how strongly a metric predicts bad
+        # outcomes, not how small its spread happens to be (an unscaled fit would hand a large
+        # weight to a nearly constant metric for fitting noise).
+        spread = x.std(axis=0)
+        keep = spread > 1e-12
+        w = np.zeros(x.shape[1])
+        if keep.any():
+            z = (x[:, keep] - x[:, keep].mean(axis=0)) / spread[keep]
+            w[keep] = nonnegative_least_squares(z, y - y.mean())
         if not w.sum() > 1e-12:
             self._fallback("no metric rises before bad outcomes")
             return

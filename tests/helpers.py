@@ -3,6 +3,8 @@ that lets a test dictate the stability score through the loss (score = 1 - loss)
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -81,3 +83,9 @@ def echo_scheduler(profile: deba.ArchitectureProfile, by_instance: bool = True) 
 
 def obs(loss: float, batch: int = 8, finite: bool = True) -> deba.Observation:
     return deba.Observation(loss=loss if finite else float("nan"), batch_size=batch, grad_norm=1.0)
+
+
+#: Fashion-MNIST IDX files: ../shared/data/fashion-mnist beside the repository (CI lays shared/
+#: there), or DEBA_FASHION_MNIST when set.
+FASHION_DIR = Path(os.environ.get("DEBA_FASHION_MNIST",
+                                  Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"))

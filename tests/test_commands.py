@@ -17,7 +17,7 @@ from deba.commands.calibrate import calibrate_profile, intervals_from_history
 from deba.commands.run import parse_compare
 from deba.data import load_dataset, read_idx
 
-FASHION = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+from helpers import FASHION_DIR as FASHION
 
 
 def deba_cli(*args, cwd=None):

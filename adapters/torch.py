@@ -94,6 +94,7 @@ class TorchAdapter:
             self.oom_events.extend(result.oom_events)
         snap = self.probe.capture()
         micro = result.micro_sketches if len(result.micro_sketches) >= 2 else None
+        micro_sizes = result.micro_sizes[: len(result.micro_sketches)]
         obs = Observation(
             loss=result.loss,
             batch_size=result.samples,
@@ -101,7 +102,7 @@ class TorchAdapter:
             grad_finite=snap.finite,
             grad_sketch=snap.sketch,
             micro_sketches=micro,
-            micro_sizes=result.micro_sizes if micro is not None else None,
+            micro_sizes=micro_sizes if micro is not None else None,
             **obs_fields,
         )
         return result, obs

@@ -107,33 +107,43 @@ class MicroBatchResult:
 
 
 def run_micro_batches(
-    model: nn.Module,
+    model: nn.Module | None,
     batch: Any,
-    loss_fn: Callable[[Any, Any], torch.Tensor],
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
     *,
     cap: int | None,
+    forward_loss: Callable[[Any], torch.Tensor] | None = None,
+    backward: Callable[[torch.Tensor], None] | None = None,
     sketch: Callable[[], torch.Tensor] | None = None,
     no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
     zero_grad: Callable[[], None] | None = None,
 ) -> MicroBatchResult:
     """Forward and backward one global batch as micro-batches of at most ``cap`` samples.
 
-    ``batch`` is ``(inputs, targets)``; ``loss_fn(outputs, targets)`` must return the mean loss of
-    the micro-batch. ``sketch()`` (the probe's) is read after each backward; differences between
-    reads give one independent gradient estimate per micro-batch. ``no_sync`` wraps every
-    micro-batch but the last (DDP). On out-of-memory the gradients are cleared with ``zero_grad``,
-    the cap is halved and the whole batch re-run from its first sample, so no sample is lost or
-    counted twice; each retry is reported in ``oom_events``.
+    Either ``batch`` is ``(inputs, targets)`` and ``loss_fn(model(inputs), targets)`` is the mean
+    loss of a micro-batch, or ``forward_loss(micro_batch)`` computes it for any batch structure
+    (a dict for HF models). ``backward(loss)`` defaults to ``loss.backward()``. ``sketch()`` (the
+    probe's) is read after each backward; differences between reads give one independent gradient
+    estimate per micro-batch. ``no_sync`` wraps every micro-batch but the last (DDP). On
+    out-of-memory the gradients are cleared with ``zero_grad``, the cap is halved and the whole
+    batch re-run from its first sample, so no sample is lost or counted twice; each retry is
+    reported in ``oom_events``.
     """
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise DebaConfigError.single("batch", type(batch).__name__, "must be (inputs, targets)")
-    inputs, targets = batch
-    n = batch_len(targets if isinstance(targets, torch.Tensor) else inputs)
+    if forward_loss is None:
+        if model is None or loss_fn is None:
+            raise DebaConfigError.single("loss_fn", loss_fn, "is needed (with a model) when forward_loss is not given")
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise DebaConfigError.single("batch", type(batch).__name__, "must be (inputs, targets)")
+
+        def forward_loss(micro: Any) -> torch.Tensor:
+            return loss_fn(_call(model, micro[0]), micro[1])
+
+    n = batch_len(batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], torch.Tensor) else batch)
     events: list[dict[str, int]] = []
     while True:
         sizes = split_sizes(n, cap)
         try:
-            return _accumulate(model, inputs, targets, loss_fn, n, sizes, sketch, no_sync, events, cap)
+            return _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events, cap)
         except Exception as exc:  # noqa: BLE001 - only allocation failures are handled
             if not is_out_of_memory(exc):
                 raise
@@ -151,7 +161,7 @@ def run_micro_batches(
             events.append({"batch": n, "failed_micro_batch": current, "new_cap": cap})
 
 
-def _accumulate(model, inputs, targets, loss_fn, n, sizes, sketch, no_sync, events, cap) -> MicroBatchResult:
+def _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events, cap) -> MicroBatchResult:
     total = None
     micro: list[np.ndarray] = []
     previous = None
@@ -161,12 +171,17 @@ def _accumulate(model, inputs, targets, loss_fn, n, sizes, sketch, no_sync, even
         last = i == len(sizes) - 1
         ctx = no_sync() if (no_sync is not None and not last) else contextlib.nullcontext()
         with ctx:
-            out = _call(model, slice_batch(inputs, lo, hi))
-            loss = loss_fn(out, slice_batch(targets, lo, hi))
-            (loss * (size / n)).backward()
+            loss = forward_loss(slice_batch(batch, lo, hi) if len(sizes) > 1 else batch)
+            scaled = loss * (size / n)
+            if backward is None:
+                scaled.backward()
+            else:
+                backward(scaled)
         weighted = loss.detach() * (size / n)
         total = weighted if total is None else total + weighted
-        if sketch is not None and len(sizes) > 1:
+        # Under DDP the last backward all-reduces .grad, so its difference is no longer this
+        # rank's own estimate: only the unsynchronised micro-batches give independent estimates.
+        if sketch is not None and len(sizes) > 1 and (no_sync is None or not last):
             now = sketch()
             part = now if previous is None else now - previous
             micro.append((part / (size / n)).double().cpu().numpy())

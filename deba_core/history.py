@@ -35,14 +35,15 @@ class HistoryWriter:
     interrupted run wrote after its last checkpoint.
     """
 
-    def __init__(self, log_dir: str | os.PathLike[str] | None, tensorboard: bool = True) -> None:
+    def __init__(self, log_dir: str | os.PathLike[str] | None, tensorboard: bool = True,
+                 filename: str = "history.jsonl") -> None:
         self.records: list[dict[str, Any]] = []
         self.path: Path | None = None
         self._fh = None
         self._tb = None
         if log_dir is None:
             return
-        self.path = Path(log_dir) / "history.jsonl"
+        self.path = Path(log_dir) / filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if tensorboard:
             try:

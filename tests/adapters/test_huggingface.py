@@ -1,0 +1,220 @@
+"""DebaTrainer: a tiny BERT on real text built offline, a vision model on Fashion-MNIST, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+import deba
+from deba.adapters.huggingface import DebaTrainer
+from helpers import FASHION_DIR
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from hf_text import EncodedTexts, docstring_task, tiny_bert  # noqa: E402
+
+PROFILE = deba.load_profile("vit_b16").replace(interval=2, window=4, min_samples=3, warmup=2, cooldown=2)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return docstring_task()
+
+
+class IndexLog(torch.utils.data.Dataset):
+    """Wraps a dataset and records every index fetched, in order."""
+
+    def __init__(self, inner):
+        self.inner, self.fetched = inner, []
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        self.fetched.append(int(i))
+        return self.inner[i]
+
+
+class Capture(TrainerCallback):
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs or {}))
+
+
+def accuracy(p):
+    return {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())}
+
+
+def make_trainer(task, out, *, epochs=8, train=None, profile=PROFILE, callbacks=(), **arg_overrides):
+    train_ds, test_ds, tok, k = task
+    deba_kwargs = {key: arg_overrides.pop(key) for key in list(arg_overrides) if key.startswith("deba_")}
+    kwargs = dict(num_train_epochs=epochs, learning_rate=2e-3, logging_steps=4, save_strategy="no", report_to=[],
+                  use_cpu=True, eval_strategy="epoch", disable_tqdm=True, seed=0)
+    kwargs.update(arg_overrides)
+    return DebaTrainer(model=tiny_bert(len(tok), k), args=TrainingArguments(str(out), **kwargs),
+                       train_dataset=train if train is not None else train_ds, eval_dataset=test_ds,
+                       compute_metrics=accuracy, deba_profile=profile, callbacks=list(callbacks), **deba_kwargs)
+
+
+@pytest.mark.timeout(600)
+def test_bert_trains_with_a_changing_batch_and_logs_everything(task, tmp_path):
+    cap = Capture()
+    trainer = make_trainer(task, tmp_path, callbacks=[cap], deba_max_micro_batch=48)
+    out = trainer.train()
+    n = len(task[0])
+    history = trainer.deba_history()
+    sizes = [r["batch_size"] for r in history]
+    assert len({s for s in sizes if s > 16}) >= 3, "the batch size actually changed"
+    assert trainer.deba_samples == 8 * n and out.metrics["epoch"] == pytest.approx(8.0)
+    assert any(r["micro_batches"] > 1 for r in history), "batches above the cap ran as micro-batches"
+    evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
+    assert [h["epoch"] for h in evals] == pytest.approx([1, 2, 3, 4, 5, 6, 7, 8]), "eval at real epoch ends"
+    assert evals[-1]["eval_accuracy"] > 0.40, evals  # 4 classes: chance 0.25, majority class 0.32
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert len({h["deba_batch_size"] for h in logged}) >= 3
+    assert any("deba_score" in h and "deba_grad_variance" in h and "deba_loss_variation" in h for h in logged)
+    # the same values reached the reporting callbacks through Trainer.log
+    assert any("deba_batch_size" in logs and "deba_score" in logs for logs in cap.logs)
+    # evaluate / predict / save_model behave as in a plain Trainer
+    metrics = trainer.evaluate()
+    assert metrics["eval_accuracy"] == evals[-1]["eval_accuracy"]
+    pred = trainer.predict(task[1])
+    assert pred.predictions.shape == (len(task[1]), task[3])
+    trainer.save_model(str(tmp_path / "saved"))
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    assert torch.equal(weights["classifier.weight"], trainer.model.classifier.weight.detach().cpu())
+
+
+@pytest.mark.timeout(600)
+def test_lr_follows_samples_and_the_deba_factor(task, tmp_path):
+    trainer = make_trainer(task, tmp_path, epochs=3, lr_scheduler_type="linear", warmup_steps=0, eval_strategy="no")
+    trainer.train()
+    history = trainer.deba_history()
+    budget = 3 * len(task[0])
+    nominal = -(-budget // PROFILE.initial_batch)
+    # linear decay on the sample clock: lr = base * (1 - k / nominal) with k = samples before the
+    # step / initial batch, times DEBA's factor for the size the batch was drawn at
+    seen = 0
+    for rec in history:
+        k = seen / PROFILE.initial_batch
+        expected = 2e-3 * max(0.0, (nominal - k) / nominal) * rec["lr_factor"]
+        assert rec["lr"] == pytest.approx(expected, rel=1e-9), rec["step"]
+        seen += rec["batch_size"]
+    assert history[-1]["samples"] == budget
+    assert len({r["lr_factor"] for r in history}) > 1, "the factor changed with the batch"
+
+
+@pytest.mark.timeout(600)
+def test_resume_from_checkpoint_continues_exactly(task, tmp_path):
+    train_ds = task[0]
+    straight_ds = IndexLog(train_ds)
+    a = make_trainer(task, tmp_path / "a", epochs=4, train=straight_ds, save_strategy="steps", save_steps=7,
+                     eval_strategy="no")
+    a.train()
+    full = a.deba_history()
+
+    b_ds = IndexLog(train_ds)
+    b = make_trainer(task, tmp_path / "b", epochs=4, train=b_ds, save_strategy="steps", save_steps=7, eval_strategy="no")
+    b.train()
+    ckpt = tmp_path / "b" / "checkpoint-14"
+    state = json.loads((ckpt / "deba_state.json").read_text())
+    assert state["sampler"]["position"] > 0
+
+    resumed_ds = IndexLog(train_ds)
+    c = make_trainer(task, tmp_path / "b", epochs=4, train=resumed_ds, save_strategy="steps", save_steps=7,
+                     eval_strategy="no")
+    c.train(resume_from_checkpoint=str(ckpt))
+    resumed = c.deba_history()
+    assert [r["batch_size"] for r in resumed] == [r["batch_size"] for r in full]
+    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in full], rel=1e-6, abs=1e-7)
+    consumed = state["samples"] - 4 * 0  # samples consumed before the checkpoint (all in the first epochs)
+    assert resumed_ds.fetched == straight_ds.fetched[consumed:], "same sample order as the uninterrupted run"
+    assert c.deba_samples == a.deba_samples == 4 * len(train_ds)
+
+
+def test_refusals_say_what_to_change(task, tmp_path, monkeypatch):
+    train_ds, test_ds, tok, k = task
+    cases = [
+        ({"auto_find_batch_size": True}, "auto_find_batch_size"),
+        ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps"),
+        ({"accelerator_config": {"split_batches": True}}, "split_batches"),
+    ]
+    for overrides, field in cases:
+        with pytest.raises(deba.DebaConfigError, match=field) as info:
+            make_trainer(task, tmp_path, **overrides)
+        assert info.value.remedy
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from (train_ds[i] for i in range(len(train_ds)))
+
+    with pytest.raises(deba.DebaConfigError, match="map-style"):
+        make_trainer(task, tmp_path, train=Stream())
+    import transformers.integrations
+
+    monkeypatch.setattr(transformers.integrations, "is_deepspeed_zero3_enabled", lambda: True)
+    with pytest.raises(deba.DebaConfigError, match="ZeRO"):
+        make_trainer(task, tmp_path)
+
+
+def test_resume_from_a_plain_trainer_checkpoint_is_refused(task, tmp_path):
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()
+    trainer = make_trainer(task, tmp_path, epochs=1)
+    with pytest.raises(deba.DebaConfigError, match="deba_state.json"):
+        trainer.train(resume_from_checkpoint=str(folder))
+
+
+class WithLoss(torch.nn.Module):
+    """A timm image classifier that returns what Trainer expects: a loss and logits."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixel_values, labels=None):
+        logits = self.net(pixel_values)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+class DictImages(torch.utils.data.Dataset):
+    def __init__(self, tensors):
+        self.x, self.y = tensors
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"pixel_values": self.x[i], "labels": self.y[i]}
+
+
+@pytest.mark.timeout(600)
+def test_vision_model_on_fashion_mnist(tmp_path):
+    import timm
+
+    from deba.data import load_dataset
+
+    data = load_dataset("fashion-mnist", data_dir=FASHION_DIR, train_subset=640, test_subset=200, channels=3)
+    torch.manual_seed(0)
+    model = WithLoss(timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=10))
+    profile = deba.profile_for(model.net).replace(interval=2, window=3, min_samples=2, warmup=1, cooldown=1)
+    assert profile.family == "mobilenet"
+    args = TrainingArguments(str(tmp_path), num_train_epochs=2, learning_rate=3e-3, logging_steps=5, save_strategy="no",
+                             report_to=[], use_cpu=True, eval_strategy="epoch", disable_tqdm=True, seed=0)
+    trainer = DebaTrainer(model=model, args=args, train_dataset=DictImages(data.train.tensors),
+                          eval_dataset=DictImages(data.test.tensors), compute_metrics=accuracy, deba_profile=profile)
+    trainer.train()
+    sizes = {r["batch_size"] for r in trainer.deba_history()}
+    assert len(sizes) >= 2 and trainer.deba_samples == 2 * 640
+    assert "eval_accuracy" in trainer.evaluate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Callable
 
 import torch
@@ -73,6 +74,18 @@ class TorchAdapter:
         self.max_micro_batch = max_micro_batch
         self.ddp = isinstance(model, nn.parallel.DistributedDataParallel) if ddp is None else ddp
         self.oom_events: list[dict[str, int]] = []
+        self._deba_seconds = 0.0
+
+    def take_deba_seconds(self) -> float:
+        """Seconds spent in DEBA's own gradient reads since the last call (for overhead accounting)."""
+        out, self._deba_seconds = self._deba_seconds, 0.0
+        return out
+
+    def _timed_sketch(self) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out = self.probe.sketch()
+        self._deba_seconds += time.perf_counter() - t0
+        return out
 
     def _zero_grad(self) -> None:
         self.model.zero_grad(set_to_none=True)
@@ -84,7 +97,7 @@ class TorchAdapter:
             batch,
             self.loss_fn,
             cap=self.max_micro_batch,
-            sketch=self.probe.sketch,
+            sketch=self._timed_sketch,
             no_sync=self.model.no_sync if self.ddp else None,
             zero_grad=self._zero_grad,
         )
@@ -92,7 +105,9 @@ class TorchAdapter:
             # Out of memory after growth: keep the lowered cap for the following steps.
             self.max_micro_batch = result.cap
             self.oom_events.extend(result.oom_events)
+        t0 = time.perf_counter()
         snap = self.probe.capture()
+        self._deba_seconds += time.perf_counter() - t0
         micro = result.micro_sketches if len(result.micro_sketches) >= 2 else None
         micro_sizes = result.micro_sizes[: len(result.micro_sketches)]
         obs = Observation(

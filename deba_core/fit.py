@@ -237,7 +237,7 @@ def fit(
     history = HistoryWriter(log_dir, tensorboard=tensorboard)
     abort_after = nonfinite_abort or 3 * prof.nonfinite_patience
 
-    counters = {"step": 0, "samples": 0, "epoch": 0, "wall": 0.0, "records": 0}
+    counters = {"step": 0, "samples": 0, "epoch": 0, "wall": 0.0, "records": 0, "eval_time": 0.0, "deba_time": 0.0}
     if resume:
         folder = latest_checkpoint(checkpoint_dir)  # type: ignore[arg-type]
         if folder is None:
@@ -312,9 +312,13 @@ def fit(
         if lr_scheduler is not None and lr_scheduler_interval == "epoch":
             lr_scheduler.step()
         counters["epoch"] = done_epoch + 1
+        t_eval = time.perf_counter()
         last_eval = evaluate(model, eval_data, loss_fn, device=dev) if eval_data is not None else {}
+        counters["eval_time"] += time.perf_counter() - t_eval
+        wall = time.perf_counter() - started
         erec = {"kind": "epoch", "epoch": done_epoch, "step": counters["step"], "samples": counters["samples"],
-                "wall_time": time.perf_counter() - started, "batch_size": sched.batch_size,
+                "wall_time": wall, "train_time": wall - counters["eval_time"], "deba_time": counters["deba_time"],
+                "batch_size": sched.batch_size,
                 "decision": decision.reason, "changed": decision.changed, **last_eval}
         record(erec)
         for cb in callbacks:
@@ -335,7 +339,9 @@ def fit(
         )
         # This batch's optimizer step uses the LR factor of the size it was drawn at.
         coupler.factor = prof.lr_factor(intended)
+        t_obs = time.perf_counter()
         decision = sched.observe(obs)
+        counters["deba_time"] += time.perf_counter() - t_obs + adapter.take_deba_seconds()
         if obs.is_finite:
             optimizer.step()
             bad_in_a_row = 0
@@ -368,6 +374,7 @@ def fit(
             "changed": decision.changed,
             "reason": decision.reason,
             "wall_time": counters["wall"],
+            "train_time": counters["wall"] - counters["eval_time"],
             "samples_per_s": n / max(now - t0, 1e-9),
         }
         if result.oom_events:

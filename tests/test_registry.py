@@ -100,7 +100,7 @@ def test_same_distribution_seen_twice_is_not_a_conflict():
 
 
 def test_unknown_name_lists_what_exists():
-    with pytest.raises(deba.DebaConfigError, match="available: equal-weight, learned, rule-based"):
+    with pytest.raises(deba.DebaConfigError, match="available: equal-weight, learned, noise-scale, norm-test, rule-based"):
         deba.registry.load("strategies", "equal_weight")
     with pytest.raises(deba.DebaConfigError, match="kind"):
         deba.registry.available("optimizers")

@@ -1,3 +1,3 @@
 """Sub-commands that train: ``deba run``, ``deba calibrate`` (importing registers them)."""
 
-from . import calibrate, run  # noqa: F401
+from . import bench, calibrate, run  # noqa: F401

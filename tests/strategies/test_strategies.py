@@ -144,3 +144,45 @@ def test_scheduler_rejects_a_strategy_returning_out_of_range_scores():
     with pytest.raises(deba.DebaConfigError, match="broken.score"):
         for _ in range(5):
             sched.observe(deba.Observation(loss=1.0, batch_size=32, grad_norm=1.0))
+
+
+from deba.strategies import NoiseScaleStrategy, NormTestStrategy  # noqa: E402
+
+
+class TestNoiseScaleConformance(StrategyConformance):
+    strategy_class = NoiseScaleStrategy
+
+
+class TestNormTestConformance(StrategyConformance):
+    strategy_class = NormTestStrategy
+
+
+def test_noise_scale_grows_when_the_noise_scale_exceeds_the_batch():
+    p = generic()
+    s = NoiseScaleStrategy(p)
+    assert s.score({"grad_variance": 1.0}) == 0.5  # B_simple == B
+    assert s.score({"grad_variance": 9.0}) == 0.9 >= p.increase_above
+    assert s.score({"grad_variance": 0.1}) < p.decrease_below
+    # monotone in the metric, unlike DEBA's stability view
+    values = [s.score({"grad_variance": v}) for v in (0.01, 0.5, 1, 2, 10, 100)]
+    assert values == sorted(values)
+    assert NoiseScaleStrategy(p, critical_ratio=4.0).score({"grad_variance": 4.0}) == 0.5
+    with pytest.raises(deba.DebaConfigError, match="critical_ratio"):
+        NoiseScaleStrategy(p, critical_ratio=0)
+
+
+def test_norm_test_only_grows():
+    p = generic()
+    s = NormTestStrategy(p, theta=0.5)
+    hold = (p.increase_above + p.decrease_below) / 2
+    assert s.score({"grad_variance": 0.2}) == hold  # 0.2 <= 0.25: the test passes
+    assert s.score({"grad_variance": 10.0}) > p.increase_above
+    assert min(s.score({"grad_variance": v}) for v in (0, 0.1, 1, 100)) >= p.decrease_below
+    with pytest.raises(deba.DebaConfigError, match="theta"):
+        NormTestStrategy(p, theta=-1)
+
+
+def test_new_strategies_are_registered():
+    assert {"noise-scale", "norm-test"} <= set(deba.registry.available("strategies"))
+    sched = deba.BatchScheduler("generic", strategy="norm-test", strategy_options={"theta": 0.7})
+    assert sched.strategy.theta == 0.7

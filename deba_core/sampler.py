@@ -41,6 +41,13 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         drop_last: drop a final batch smaller than the current batch size.
         endless: never end: epochs follow each other (``len()`` is undefined), for step- or
             sample-budgeted runs.
+        num_replicas, rank: distributed sharding. Every rank walks the same *global* batches
+            (``batch_size`` is global) and yields its strided shard ``global[rank::num_replicas]``,
+            so all ranks take the same number of steps and every index is used once per epoch
+            across ranks. Positions and states count global samples, so a state saved with one
+            world size resumes with another.
+        min_last_batch: an epoch's last batch smaller than this is merged into the one before
+            (keeps the tail on the batch grid and never leaves a rank an empty shard).
 
     Example:
         >>> s = AdaptiveBatchSampler(10, batch_size=4, shuffle=False)
@@ -61,6 +68,9 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         seed: int = 0,
         drop_last: bool = False,
         endless: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+        min_last_batch: int = 1,
     ) -> None:
         n = data if isinstance(data, int) and not isinstance(data, bool) else None
         if n is None:
@@ -77,6 +87,11 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.seed = _check_int("seed", seed, 0)
         self.drop_last = bool(drop_last)
         self.endless = bool(endless)
+        self.num_replicas = _check_int("num_replicas", num_replicas, 1)
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise DebaConfigError.single("rank", rank, f"must be an int in [0, num_replicas={num_replicas})")
+        self.rank = rank
+        self.min_last_batch = _check_int("min_last_batch", min_last_batch, 1)
         self.epoch = 0
         self._position = 0  # indices of this epoch already drawn
         self._consumed = 0  # indices of this epoch the loop really used (see mark_consumed)
@@ -153,12 +168,14 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
                 end = min(self._position + size, self.num_samples)
                 if self.drop_last and end - self._position < size:
                     break
+                if 0 < self.num_samples - end < self.min_last_batch:
+                    end = self.num_samples  # fold a tiny tail into this batch
                 batch = order[self._position : end]
                 self._position = end
                 self._pending.append(len(batch))
                 if len(self._pending) > 4096:  # nobody marks consumption: keep memory bounded
                     self._pending = self._pending[-1024:]
-                yield batch
+                yield batch if self.num_replicas == 1 else batch[self.rank :: self.num_replicas]
             if not self.endless:
                 self._exhausted = True
                 return

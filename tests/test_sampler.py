@@ -157,3 +157,34 @@ def test_resume_replays_prefetched_batches_with_their_sizes(n, lookahead, change
     shifted = {k - cut: v for k, v in changes.items() if k > cut}
     tail = _consume_with_lookahead(b, lookahead, shifted)
     assert head + tail == full
+
+
+@given(st.integers(1, 200), st.integers(1, 4), st.lists(st.integers(1, 40), min_size=1, max_size=20), st.integers(1, 9))
+def test_ranks_share_every_global_batch_and_see_each_index_once(n, world, sizes, tail):
+    samplers = [AdaptiveBatchSampler(n, sizes[0], seed=2, num_replicas=world, rank=r, min_last_batch=tail)
+                for r in range(world)]
+    single = AdaptiveBatchSampler(n, sizes[0], seed=2, min_last_batch=tail)
+    iters = [iter(s) for s in samplers]
+    seen, steps = [], 0
+    for global_batch in single:
+        shards = [next(it) for it in iters]
+        assert sorted(i for sh in shards for i in sh) == sorted(global_batch), "the shards are the global batch"
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+        seen.extend(global_batch)
+        steps += 1
+        size = sizes[steps % len(sizes)]
+        single.batch_size = size
+        for s in samplers:
+            s.batch_size = size
+            s.mark_consumed(len(global_batch))
+        single.mark_consumed(len(global_batch))
+    assert all(next(it, None) is None for it in iters), "every rank ends the epoch together"
+    assert sorted(seen) == list(range(n))
+    if world > 1:
+        # a state saved on one world size resumes on another (positions are global)
+        assert samplers[0].state_dict()["position"] == single.state_dict()["position"]
+
+
+def test_tiny_tail_is_folded_into_the_last_batch():
+    s = AdaptiveBatchSampler(10, 4, shuffle=False, min_last_batch=3)
+    assert [len(b) for b in s] == [4, 6]

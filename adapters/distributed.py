@@ -35,7 +35,7 @@ from torch import nn
 from deba.decision import Decision
 from deba.errors import DebaConfigError
 
-__all__ = ["DistributedContext", "allreduce_gradients", "context", "is_distributed"]
+__all__ = ["DistributedContext", "allreduce_gradients", "broadcast_module", "context", "is_distributed", "local_no_sync"]
 
 
 def is_distributed() -> bool:
@@ -117,11 +117,14 @@ def context(device: torch.device | None = None) -> DistributedContext | None:
     return DistributedContext(dist.get_rank(), dist.get_world_size(), dev)
 
 
-def allreduce_gradients(params: Sequence[torch.Tensor], world: int) -> None:
-    """Average ``.grad`` over ranks in one flattened all-reduce per (device, dtype).
+def allreduce_gradients(params: Sequence[torch.Tensor], world: int, weight: float | None = None,
+                        total: float | None = None) -> None:
+    """Combine ``.grad`` over ranks in one flattened all-reduce per (device, dtype).
 
+    Plain average by default; with ``weight`` (this rank's samples) and ``total`` (all ranks'
+    samples) the sample-weighted mean, which is the full-batch gradient even when shards differ.
     A parameter without a gradient on this rank contributes zeros, so every rank sends the same
-    buffer layout (a rank with an empty shard still takes part).
+    buffer layout.
     """
     groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
     for p in params:
@@ -130,13 +133,25 @@ def allreduce_gradients(params: Sequence[torch.Tensor], world: int) -> None:
         groups.setdefault((p.grad.device, p.grad.dtype), []).append(p)
     for plist in groups.values():
         flat = torch.cat([p.grad.reshape(-1) for p in plist])
-        dist.all_reduce(flat)
-        flat /= world
+        if weight is not None and total:
+            flat *= weight
+            dist.all_reduce(flat)
+            flat /= total
+        else:
+            dist.all_reduce(flat)
+            flat /= world
         offset = 0
         for p in plist:
             n = p.numel()
             p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
             offset += n
+
+
+def broadcast_module(module: nn.Module, buffers_only: bool = False) -> None:
+    """Make every rank hold rank 0's parameters (and buffers such as BatchNorm statistics)."""
+    tensors = list(module.buffers()) + ([] if buffers_only else [p.data for p in module.parameters()])
+    for t in tensors:
+        dist.broadcast(t, src=0)
 
 
 def local_no_sync(model: nn.Module):

@@ -318,13 +318,21 @@ class DebaTrainer(Trainer):
         if self.train_dataset is None:
             raise DebaConfigError.single("train_dataset", None, "is required to train")
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        if world > 1 and self.deba_profile.granularity % world:
+            raise DebaConfigError.single(
+                "deba_profile.granularity", self.deba_profile.granularity,
+                f"must be a multiple of the number of processes ({world}) for equal per-rank shards",
+            )
         sampler = AdaptiveBatchSampler(
             self.train_dataset, self.deba_scheduler.batch_size, shuffle=True, seed=seed,
-            drop_last=self.args.dataloader_drop_last,
+            drop_last=self.args.dataloader_drop_last, num_replicas=world, rank=rank,
+            min_last_batch=self.deba_profile.granularity,
         )
         self._deba_sampler = sampler
-        self._deba_history = HistoryWriter(self.args.output_dir if self.args.should_save else None, tensorboard=False,
-                                           filename="deba_history.jsonl")
+        # Every process records its own trajectory (agreement between ranks can be checked).
+        self._deba_history = HistoryWriter(self.args.output_dir, tensorboard=False,
+                                           filename="deba_history.jsonl" if rank == 0 else f"deba_history-rank{rank}.jsonl")
         if self._deba_resume_dir is not None:
             self._deba_load_state(self._deba_resume_dir)
         else:
@@ -353,7 +361,14 @@ class DebaTrainer(Trainer):
         }
         if self.args.dataloader_num_workers > 0:
             params["prefetch_factor"] = self.args.dataloader_prefetch_factor
-        return self.accelerator.prepare(torch.utils.data.DataLoader(dataset, **params))
+        loader = self.accelerator.prepare(torch.utils.data.DataLoader(dataset, **params))
+        # DEBA's sampler already gives each process its shard of the global batch; accelerate's
+        # BatchSamplerShard would deal whole batches round-robin on top: make it a pass-through.
+        wrapper = getattr(loader, "batch_sampler", None)
+        if wrapper is not None and getattr(wrapper, "batch_sampler", None) is params["batch_sampler"]:
+            wrapper.num_processes = 1
+            wrapper.process_index = 0
+        return loader
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
@@ -383,6 +398,8 @@ class DebaTrainer(Trainer):
         n = batch_len(inputs)
         intended = self.deba_scheduler.batch_size
         multi = self.accelerator.num_processes > 1
+        if multi:
+            return self._deba_distributed_step(model, inputs, n, intended)
 
         def forward_loss(micro: dict[str, Any]) -> torch.Tensor:
             with self.compute_loss_context_manager():
@@ -421,6 +438,49 @@ class DebaTrainer(Trainer):
         loss = torch.tensor(result.loss, device=self.args.device)
         return loss
 
+    def _deba_distributed_step(self, model: torch.nn.Module, inputs: dict[str, Any], n_local: int,
+                               intended: int) -> torch.Tensor:
+        """All micro-batches with local gradients, then one reduction and one decision from rank 0."""
+        from .distributed import allreduce_gradients, context
+
+        ctx = context(self.args.device)
+
+        def forward_loss(micro: dict[str, Any]) -> torch.Tensor:
+            with self.compute_loss_context_manager():
+                return self.compute_loss(model, micro)
+
+        with self.accelerator.no_sync(model):
+            result = run_micro_batches(model, inputs, cap=self.deba_max_micro_batch, forward_loss=forward_loss,
+                                       backward=self.accelerator.backward, sketch=self._deba_probe.sketch,
+                                       zero_grad=lambda: model.zero_grad(set_to_none=True))
+        if result.micro_sketches:
+            sketches, sizes = result.micro_sketches, result.micro_sizes[: len(result.micro_sketches)]
+        else:
+            sketches, sizes = [self._deba_probe.sketch().double().cpu().numpy()], [n_local]
+        loss_sum, n_total = ctx.sum([result.loss * n_local, float(n_local)])
+        allreduce_gradients(self._deba_probe.params, ctx.world, weight=n_local, total=n_total)
+        all_s, all_n = ctx.gather_sketches(sketches, sizes, self._deba_probe.sketch_size)
+        snap = self._deba_probe.capture()
+        n = int(round(n_total))
+        obs = Observation(
+            loss=loss_sum / n_total, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite, grad_sketch=snap.sketch,
+            micro_sketches=all_s if len(all_s) >= 2 else None, micro_sizes=all_n if len(all_s) >= 2 else None,
+            step=self.state.global_step + 1, samples=self.deba_samples + n,
+        )
+        self._deba_coupler.factor = self.deba_profile.lr_factor(intended)
+        decision = self.deba_scheduler.observe(obs)
+        agreed = ctx.broadcast_decision(decision)
+        if agreed.batch_size != decision.batch_size:
+            self.deba_scheduler.batch_size = agreed.batch_size
+        if not obs.is_finite:
+            model.zero_grad(set_to_none=True)
+        self._deba_decision = agreed
+        self._deba_sampler.batch_size = agreed.batch_size
+        self._deba_sampler.mark_consumed(n)
+        self.deba_samples += n
+        self._deba_record(obs, agreed, result)
+        return torch.tensor(loss_sum / n_total, device=self.args.device)
+
     def _deba_flush_record(self) -> None:
         """Write the step's record once the optimizer step ran (so it holds the LR really used)."""
         rec, self._deba_pending_record = self._deba_pending_record, None
@@ -439,6 +499,7 @@ class DebaTrainer(Trainer):
             "batch_size": obs.batch_size,
             "next_batch_size": decision.batch_size,
             "micro_batches": len(result.micro_sizes),
+            "local_batch_size": result.samples,
             "lr": None,
             "lr_factor": self._deba_coupler.factor if self._deba_coupler else None,
             "loss": obs.loss,

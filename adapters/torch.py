@@ -61,6 +61,7 @@ class TorchAdapter:
         *,
         max_micro_batch: int | None = None,
         ddp: bool | None = None,
+        dist: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise DebaConfigError.single("model", type(model).__name__, "must be an nn.Module")
@@ -73,6 +74,7 @@ class TorchAdapter:
         self.probe = probe
         self.max_micro_batch = max_micro_batch
         self.ddp = isinstance(model, nn.parallel.DistributedDataParallel) if ddp is None else ddp
+        self.dist = dist  # a deba.adapters.distributed.DistributedContext, or None
         self.oom_events: list[dict[str, int]] = []
         self._deba_seconds = 0.0
 
@@ -92,6 +94,8 @@ class TorchAdapter:
 
     def forward_backward(self, batch: Any, **obs_fields: Any) -> tuple[MicroBatchResult, Observation]:
         """Gradients of one global batch in ``.grad`` and the step's observation."""
+        if self.dist is not None:
+            return self._forward_backward_distributed(batch, **obs_fields)
         result = run_micro_batches(
             self.model,
             batch,
@@ -119,6 +123,37 @@ class TorchAdapter:
             micro_sketches=micro,
             micro_sizes=micro_sizes if micro is not None else None,
             **obs_fields,
+        )
+        return result, obs
+
+
+    def _forward_backward_distributed(self, batch: Any, **obs_fields: Any) -> tuple[MicroBatchResult, Observation]:
+        """This rank's shard with local gradients, then one reduction and one shared observation."""
+        from .distributed import allreduce_gradients, local_no_sync
+
+        ctx = self.dist
+        with local_no_sync(self.model):
+            result = run_micro_batches(self.model, batch, self.loss_fn, cap=self.max_micro_batch,
+                                       sketch=self._timed_sketch, zero_grad=self._zero_grad)
+        if result.oom_events:
+            self.max_micro_batch = result.cap
+            self.oom_events.extend(result.oom_events)
+        n_local = result.samples
+        t0 = time.perf_counter()
+        if result.micro_sketches:
+            sketches, sizes = result.micro_sketches, result.micro_sizes[: len(result.micro_sketches)]
+        else:  # one micro-batch: the shard's own (still local) gradient is this rank's estimate
+            sketches, sizes = [self.probe.sketch().double().cpu().numpy()], [n_local]
+        loss_sum, n_total = ctx.sum([result.loss * n_local, float(n_local)])
+        # Weighted by shard size, so unequal shards (an epoch's tail) still give the global mean.
+        allreduce_gradients(self.probe.params, ctx.world, weight=n_local, total=n_total)
+        all_sketches, all_sizes = ctx.gather_sketches(sketches, sizes, self.probe.sketch_size)
+        snap = self.probe.capture()  # the reduced gradient: the same norm and sketch on every rank
+        self._deba_seconds += time.perf_counter() - t0
+        obs = Observation(
+            loss=loss_sum / n_total, batch_size=int(round(n_total)), grad_norm=snap.norm, grad_finite=snap.finite,
+            grad_sketch=snap.sketch, micro_sketches=all_sketches if len(all_sketches) >= 2 else None,
+            micro_sizes=all_sizes if len(all_sketches) >= 2 else None, **obs_fields,
         )
         return result, obs
 

@@ -192,6 +192,7 @@ def fit(
     Returns:
         FitResult with the history and final metrics.
     """
+    from deba.adapters import distributed
     from deba.adapters.torch import TorchAdapter, resolve_profile
 
     if not isinstance(model, nn.Module):
@@ -214,18 +215,30 @@ def fit(
         raise DebaConfigError.single("num_workers", num_workers, "must be an int >= 0")
 
     dataset = _as_dataset(train_data, "train_data")
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        # deba.fit reduces gradients itself (it must read each rank's local gradient first).
+        warnings.warn("deba.fit: pass the plain model; using model.module (DEBA does the DDP reduction)", UserWarning,
+                      stacklevel=2)
+        model = model.module
     prof = resolve_profile(profile, model)
     if fixed_batch is not None:
         prof = prof.replace(min_batch=fixed_batch, max_batch=fixed_batch, initial_batch=fixed_batch, granularity=1)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(dev)
     torch.manual_seed(seed)
+    ctx = distributed.context(dev)
+    rank = 0 if ctx is None else ctx.rank
+    if ctx is not None:
+        ctx.check_granularity(prof.granularity)
+        distributed.broadcast_module(model)
 
     sched = BatchScheduler(prof, strategy=strategy, strategy_options=strategy_options)
     probe = GradientProbe(model, sketch_size=prof.sketch_size, seed=seed)
-    adapter = TorchAdapter(model, loss_fn, probe, max_micro_batch=max_micro_batch or prof.max_micro_batch)
+    adapter = TorchAdapter(model, loss_fn, probe, max_micro_batch=max_micro_batch or prof.max_micro_batch, dist=ctx)
     # Epochs are always finite here; without `epochs` the run goes epoch after epoch until max_samples.
-    sampler = AdaptiveBatchSampler(dataset, sched.batch_size, shuffle=True, seed=seed)
+    sampler = AdaptiveBatchSampler(dataset, sched.batch_size, shuffle=True, seed=seed,
+                                   num_replicas=1 if ctx is None else ctx.world, rank=rank,
+                                   min_last_batch=prof.granularity)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_fn,
         pin_memory=dev.type == "cuda", persistent_workers=False,
@@ -234,7 +247,9 @@ def fit(
         generator=torch.Generator().manual_seed(seed),
     )
     coupler = LRCoupler(optimizer, sched.lr_factor)
-    history = HistoryWriter(log_dir, tensorboard=tensorboard)
+    # Every rank records its own trajectory (rank 0 in history.jsonl), so agreement can be checked.
+    history = HistoryWriter(log_dir, tensorboard=tensorboard and rank == 0,
+                            filename="history.jsonl" if rank == 0 else f"history-rank{rank}.jsonl")
     abort_after = nonfinite_abort or 3 * prof.nonfinite_patience
 
     counters = {"step": 0, "samples": 0, "epoch": 0, "wall": 0.0, "records": 0, "eval_time": 0.0, "deba_time": 0.0}
@@ -258,28 +273,38 @@ def fit(
                 raise DebaConfigError.single("checkpoint", str(folder), f"does not fit this model/optimizer ({exc})") from exc
             sched.load_state_dict(state["scheduler"])
             sampler.load_state_dict(state["sampler"])
-            restore_rng(state["rng"])
+            rng = state["rng"]
+            if isinstance(rng, list):  # one state per rank of the run that saved it
+                rng = rng[rank] if ctx is not None and len(rng) == ctx.world else rng[0]
+            restore_rng(rng)
             counters.update(state["counters"])
             history.truncate_to(counters["records"])
 
-    def deba_state() -> dict[str, Any]:
+    def deba_state(rng: Any) -> dict[str, Any]:
         return {
             "profile": prof.to_dict(),
             "scheduler": sched.state_dict(),
             "sampler": sampler.state_dict(),
-            "rng": capture_rng(),
+            "rng": rng,
             "counters": dict(counters),
+            "world_size": 1 if ctx is None else ctx.world,
         }
 
     def checkpoint() -> None:
         if checkpoint_dir is None:
+            return
+        rng: Any = capture_rng() if ctx is None else ctx.gather_objects(capture_rng())
+        if rank != 0:
+            ctx.barrier()  # wait until rank 0 has written it
             return
         weights = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "lr_scheduler": None if lr_scheduler is None else lr_scheduler.state_dict(),
         }
-        save_checkpoint(checkpoint_dir, counters["step"], weights, deba_state())
+        save_checkpoint(checkpoint_dir, counters["step"], weights, deba_state(rng))
+        if ctx is not None:
+            ctx.barrier()
 
     def record(rec: dict[str, Any]) -> None:
         history.write(rec)
@@ -289,7 +314,7 @@ def fit(
     total = epochs * epoch_size if epochs is not None else max_samples
     if max_samples is not None and total is not None:
         total = min(total, max_samples)
-    bar = _progress(total, progress)
+    bar = _progress(total, progress and rank == 0)
     if bar is not None:
         bar.update(min(counters["samples"], total or 0))
     for cb in callbacks:
@@ -330,21 +355,30 @@ def fit(
     def train_step(batch: Any) -> None:
         nonlocal bad_in_a_row
         t0 = time.perf_counter()
-        n = batch_len(batch)
+        local_n = batch_len(batch)
         batch = move_to(batch, dev)
         intended = sched.batch_size
         optimizer.zero_grad(set_to_none=True)
-        result, obs = adapter.forward_backward(
-            batch, step=counters["step"] + 1, epoch=sampler.epoch, samples=counters["samples"] + n
-        )
+        result, obs = adapter.forward_backward(batch, step=counters["step"] + 1, epoch=sampler.epoch)
+        n = obs.batch_size  # the global batch (all ranks together)
         # This batch's optimizer step uses the LR factor of the size it was drawn at.
         coupler.factor = prof.lr_factor(intended)
         t_obs = time.perf_counter()
         decision = sched.observe(obs)
+        if ctx is not None:
+            # One decision, rank 0's, on every rank (the others computed the same from the same inputs).
+            agreed = ctx.broadcast_decision(decision)
+            if agreed != decision:
+                warnings.warn(f"deba.fit: rank {rank} decided {decision.batch_size}, rank 0 {agreed.batch_size}; "
+                              "following rank 0", RuntimeWarning, stacklevel=2)
+                sched.batch_size = agreed.batch_size
+            decision = agreed
         counters["deba_time"] += time.perf_counter() - t_obs + adapter.take_deba_seconds()
         if obs.is_finite:
             optimizer.step()
             bad_in_a_row = 0
+            if ctx is not None and any(True for _ in model.buffers()):
+                distributed.broadcast_module(model, buffers_only=True)  # as DDP: rank 0's BN statistics
         else:
             bad_in_a_row += 1
         sampler.batch_size = decision.batch_size
@@ -361,6 +395,7 @@ def fit(
             "epoch": sampler.epoch,
             "samples": counters["samples"],
             "batch_size": n,
+            "local_batch_size": local_n,
             "next_batch_size": decision.batch_size,
             "micro_batches": len(result.micro_sizes),
             "lr": coupler.last_used[0] if obs.is_finite else None,
@@ -435,7 +470,7 @@ def fit(
         log_dir=Path(log_dir) if log_dir is not None else None,
         stopped_by=stopped_by,
     )
-    if log_dir is not None:
+    if log_dir is not None and rank == 0:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         prof.to_file(Path(log_dir) / "profile.yaml")
     for cb in callbacks:

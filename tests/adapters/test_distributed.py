@@ -8,7 +8,6 @@ batch-size trajectory and the sample order are checked for equality.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -29,8 +28,9 @@ def launch(run_dir: Path, nproc: int, *extra: str, tag: str = "run") -> None:
     if nproc == 1:
         cmd = [sys.executable, str(WORKER), str(run_dir), "--tag", tag, *extra]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port",
-               str(29500 + os.getpid() % 1000), str(WORKER), str(run_dir), "--tag", tag, *extra]
+        # --standalone: a local rendezvous on a free port (no clash between consecutive launches)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               str(WORKER), str(run_dir), "--tag", tag, *extra]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
@@ -116,3 +116,24 @@ def step_sets_from_micro(run_dir: Path, tag: str, nproc: int, hist: list[dict]) 
             pos[r] += size
         out.append(frozenset(batch))
     return out
+
+
+def test_hf_trainer_on_two_processes(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(HERE / "hf_ddp_worker.py"), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "accelerate processes 2" in r.stdout
+    h0 = [x for x in read_history(tmp_path / "deba_history.jsonl")]
+    h1 = [x for x in read_history(tmp_path / "deba_history-rank1.jsonl")]
+    assert len(h0) == len(h1) > 5
+    assert [(a["batch_size"], a["next_batch_size"], a["score"]) for a in h0] == \
+           [(b["batch_size"], b["next_batch_size"], b["score"]) for b in h1], "ranks never disagree"
+    assert len({a["batch_size"] for a in h0}) > 1
+    assert all(a["local_batch_size"] + b["local_batch_size"] == a["batch_size"] for a, b in zip(h0, h1))
+    fetched = Counter()
+    for rank in (0, 1):
+        fetched.update(int(line) for line in (tmp_path / f"fetched-rank{rank}.txt").read_text().split())
+    n = max(fetched) + 1
+    assert sum(fetched.values()) == 3 * n and set(fetched.values()) == {3}, "every sample once per epoch (3 epochs)"

@@ -1,0 +1,45 @@
+"""DebaTrainer under torchrun: the tiny BERT docstring task on 2 processes (gloo, CPU).
+
+    torchrun --nproc-per-node 2 tests/hf_ddp_worker.py OUT_DIR
+"""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+import torch  # noqa: E402
+from transformers import TrainingArguments  # noqa: E402
+
+import deba  # noqa: E402
+from deba.adapters.huggingface import DebaTrainer  # noqa: E402
+from hf_text import docstring_task, tiny_bert  # noqa: E402
+
+out = sys.argv[1]
+torch.set_num_threads(1)
+
+
+class IndexLog(torch.utils.data.Dataset):
+    def __init__(self, inner, path):
+        self.inner, self.fh = inner, open(path, "a")
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        self.fh.write(f"{int(i)}\n")
+        self.fh.flush()
+        return self.inner[i]
+
+
+train, test, tok, k = docstring_task()
+rank = int(os.environ.get("RANK", "0"))
+profile = deba.load_profile("vit_b16").replace(interval=2, window=4, min_samples=3, warmup=2, cooldown=2)
+args = TrainingArguments(out, num_train_epochs=3, learning_rate=2e-3, logging_steps=4, save_strategy="no", report_to=[],
+                         use_cpu=True, eval_strategy="no", disable_tqdm=True, seed=0, ddp_backend="gloo")
+trainer = DebaTrainer(model=tiny_bert(len(tok), k), args=args, train_dataset=IndexLog(train, f"{out}/fetched-rank{rank}.txt"),
+                      deba_profile=profile)
+trainer.train()
+print(f"rank {rank}: samples {trainer.deba_samples}, accelerate processes {trainer.accelerator.num_processes}")

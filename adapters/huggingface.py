@@ -122,6 +122,10 @@ class _DebaControl(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         t = self.trainer
         t._deba_flush_record()
+        if t.accelerator.num_processes > 1 and any(True for _ in t.model.buffers()):
+            from .distributed import broadcast_module
+
+            broadcast_module(t.model, buffers_only=True)  # rank 0's BatchNorm statistics, as DDP does
         if t._deba_sampler is not None:
             state.epoch = t.deba_samples / t._deba_sampler.num_samples
         if t._deba_budget is not None and t.deba_samples >= t._deba_budget:

@@ -53,7 +53,7 @@ import torch
 from deba.batching import batch_len, run_micro_batches
 from deba.decision import Decision
 from deba.errors import DebaConfigError
-from deba.history import HistoryWriter, read_history
+from deba.history import HistoryWriter, read_history, step_record
 from deba.lr import LRCoupler
 from deba.observation import Observation
 from deba.probe import GradientProbe
@@ -495,29 +495,12 @@ class DebaTrainer(Trainer):
         self._deba_history.write(rec)
 
     def _deba_record(self, obs: Observation, decision: Decision, result: Any) -> None:
-        rec = {
-            "kind": "step",
-            "step": self.state.global_step + 1,
-            "epoch": None if self._deba_sampler is None else self._deba_sampler.epoch,
-            "samples": self.deba_samples,
-            "batch_size": obs.batch_size,
-            "next_batch_size": decision.batch_size,
-            "micro_batches": len(result.micro_sizes),
-            "local_batch_size": result.samples,
-            "lr": None,
-            "lr_factor": self._deba_coupler.factor if self._deba_coupler else None,
-            "loss": obs.loss,
-            "grad_norm": obs.grad_norm,
-            "finite": obs.is_finite,
-            "metrics": decision.metrics,
-            "score": decision.score,
-            "action": decision.action,
-            "changed": decision.changed,
-            "reason": decision.reason,
-        }
-        if result.oom_events:
-            rec["oom_events"] = result.oom_events
-        self._deba_pending_record = rec
+        # Written at on_step_end, once the optimizer step ran and the LR it used is known.
+        self._deba_pending_record = step_record(
+            self.state.global_step + 1, None if self._deba_sampler is None else self._deba_sampler.epoch,
+            self.deba_samples, obs, decision, result, lr=None,
+            lr_factor=self._deba_coupler.factor if self._deba_coupler else None,
+        )
 
     # LR schedule on samples ------------------------------------------------------------------------
 

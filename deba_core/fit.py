@@ -24,7 +24,7 @@ from .batching import batch_len, move_to
 from .callbacks import Callback
 from .checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from .errors import DebaConfigError, DebaError
-from .history import HistoryWriter
+from .history import HistoryWriter, step_record
 from .lr import LRCoupler
 from .probe import GradientProbe
 from .profile import ArchitectureProfile
@@ -355,7 +355,6 @@ def fit(
     def train_step(batch: Any) -> None:
         nonlocal bad_in_a_row
         t0 = time.perf_counter()
-        local_n = batch_len(batch)
         batch = move_to(batch, dev)
         intended = sched.batch_size
         optimizer.zero_grad(set_to_none=True)
@@ -389,31 +388,12 @@ def fit(
             lr_scheduler.step()
         now = time.perf_counter()
         counters["wall"] = now - started
-        rec = {
-            "kind": "step",
-            "step": counters["step"],
-            "epoch": sampler.epoch,
-            "samples": counters["samples"],
-            "batch_size": n,
-            "local_batch_size": local_n,
-            "next_batch_size": decision.batch_size,
-            "micro_batches": len(result.micro_sizes),
-            "lr": coupler.last_used[0] if obs.is_finite else None,
-            "lr_factor": coupler.factor,
-            "loss": obs.loss,
-            "grad_norm": obs.grad_norm,
-            "finite": obs.is_finite,
-            "metrics": decision.metrics,
-            "score": decision.score,
-            "action": decision.action,
-            "changed": decision.changed,
-            "reason": decision.reason,
-            "wall_time": counters["wall"],
-            "train_time": counters["wall"] - counters["eval_time"],
-            "samples_per_s": n / max(now - t0, 1e-9),
-        }
-        if result.oom_events:
-            rec["oom_events"] = result.oom_events
+        rec = step_record(
+            counters["step"], sampler.epoch, counters["samples"], obs, decision, result,
+            lr=coupler.last_used[0] if obs.is_finite else None, lr_factor=coupler.factor,
+            wall_time=counters["wall"], train_time=counters["wall"] - counters["eval_time"],
+            samples_per_s=n / max(now - t0, 1e-9),
+        )
         record(rec)
         for cb in callbacks:
             cb.on_decision(decision)

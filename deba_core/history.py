@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HistoryWriter", "read_history"]
+__all__ = ["HistoryWriter", "read_history", "step_record"]
 
 
 def _clean(value: Any) -> Any:
@@ -20,6 +20,35 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def step_record(step: int, epoch: int | None, samples: int, obs: Any, decision: Any, result: Any,
+                lr: float | None, lr_factor: float | None, **extra: Any) -> dict[str, Any]:
+    """The per-step record ``deba.fit`` and ``DebaTrainer`` write (one line of history.jsonl)."""
+    rec = {
+        "kind": "step",
+        "step": step,
+        "epoch": epoch,
+        "samples": samples,
+        "batch_size": obs.batch_size,
+        "local_batch_size": result.samples,
+        "next_batch_size": decision.batch_size,
+        "micro_batches": len(result.micro_sizes),
+        "lr": lr,
+        "lr_factor": lr_factor,
+        "loss": obs.loss,
+        "grad_norm": obs.grad_norm,
+        "finite": obs.is_finite,
+        "metrics": decision.metrics,
+        "score": decision.score,
+        "action": decision.action,
+        "changed": decision.changed,
+        "reason": decision.reason,
+        **extra,
+    }
+    if result.oom_events:
+        rec["oom_events"] = result.oom_events
+    return rec
 
 
 def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .batching import batch_len, is_out_of_memory, move_to, slice_batch
+from .batching import _call as _run, batch_len, is_out_of_memory, move_to
 from .errors import DebaConfigError
 
 __all__ = ["available_ram_bytes", "find_max_micro_batch", "saved_activation_bytes"]
@@ -31,14 +31,6 @@ def available_ram_bytes() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _run(model: nn.Module, inputs: Any) -> Any:
-    if isinstance(inputs, dict):
-        return model(**inputs)
-    if isinstance(inputs, (tuple, list)):
-        return model(*inputs)
-    return model(inputs)
 
 
 def saved_activation_bytes(model: nn.Module, inputs: Any, loss_fn: Callable[[Any], torch.Tensor] | None = None) -> int:

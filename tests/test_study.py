@@ -70,3 +70,17 @@ def test_presets_are_sized_and_dry_runs_check_the_setup(capsys):
     assert "108 runs" in capsys.readouterr().out
     with pytest.raises(deba.DebaConfigError):
         plan(PRESETS["quick"], ("deba", "sgd-magic"))
+
+
+def test_methods_get_the_right_profile_strategy_batch_and_lr():
+    from deba.study import _profile_for
+
+    quick = PRESETS["quick"]
+    arch = quick.archs[0]  # resnet18, 1600 samples
+    prof, strategy, fixed, lr = _profile_for(quick, arch, "deba")
+    assert (prof.name, strategy, fixed, lr) == ("resnet18", "equal-weight", None, 1.0)
+    assert prof.interval == round(1600 / 32 / 4), "quarter of an epoch at the initial batch"
+    assert _profile_for(quick, arch, "deba-uniform")[0].name == "generic"
+    assert _profile_for(quick, arch, "noise-scale")[1] == "noise-scale"
+    assert _profile_for(quick, arch, "fixed-large")[2:] == (128, 4.0)
+    assert _profile_for(PRESETS["paper"], PRESETS["paper"].archs[0], "deba")[0].interval == "epoch"

@@ -43,3 +43,7 @@ trainer = DebaTrainer(model=tiny_bert(len(tok), k), args=args, train_dataset=Ind
                       deba_profile=profile)
 trainer.train()
 print(f"rank {rank}: samples {trainer.deba_samples}, accelerate processes {trainer.accelerator.num_processes}")
+# Tear the process group down explicitly: leaving it to interpreter exit can abort gloo's threads.
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()

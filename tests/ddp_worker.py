@@ -54,3 +54,7 @@ res = deba.fit(model, (x, targets), optimizer=opt, loss_fn=loss_fn, profile=prof
 print(f"rank {rank} done: steps {res.steps} samples {res.samples}")
 if dist.is_initialized():
     dist.destroy_process_group()
+import sys  # noqa: E402
+
+sys.stdout.flush()
+os._exit(0)  # see hf_ddp_worker.py: avoid a rare abort during interpreter teardown

@@ -47,3 +47,8 @@ print(f"rank {rank}: samples {trainer.deba_samples}, accelerate processes {train
 if torch.distributed.is_initialized():
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+# Skip interpreter teardown: a C++ thread left by the gloo/accelerate stack now and then aborts the
+# process at exit ("terminate called without an active exception") after all work is done.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)

@@ -75,10 +75,9 @@ class Preset:
 
 _VIT_SMALL = {"img_size": 32, "patch_size": 4}
 
-# Sized for 2 CPU cores from throughput measured here (training samples/s on 32x32 at batch
-# 32-128: ResNet-18 ~190-260, MobileNet-V3/EfficientNet-B0 ~70-110 (depthwise convolutions are slow
-# on CPU), ResNet-50/DenseNet-121 ~50-80, the 4-pixel-patch tiny ViT ~250), so that a run trains
-# for about 30-60 s plus evaluation.
+# Sized for 2 CPU cores from throughput measured here (training samples/s on 32x32 at batch 32-128,
+# in a cpu-preset run: ResNet-18 160-215, ResNet-50 ~110, DenseNet-121 125-175, EfficientNet-B0
+# ~150, MobileNet-V3 ~210, the 4-pixel-patch tiny ViT ~50), so that a run trains for 25-100 s.
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "quick",
@@ -98,7 +97,8 @@ PRESETS: dict[str, Preset] = {
             # Depthwise nets barely move in a few hundred SGD steps from scratch; AdamW trains them.
             ArchSpec("efficientnet_b0", "efficientnet_b0", 1000, 500, 4, optimizer="adamw", lr=2e-3),
             ArchSpec("mobilenetv3", "mobilenetv3_large_100", 1200, 500, 4, optimizer="adamw", lr=2e-3),
-            ArchSpec("vit_b16", "vit_tiny_patch16_224", 2400, 1000, 4, optimizer="adamw", lr=1e-3,
+            # The 4-pixel-patch tiny ViT trains at only ~50 samples/s here (64 tokens, attention on CPU).
+            ArchSpec("vit_b16", "vit_tiny_patch16_224", 1200, 500, 4, optimizer="adamw", lr=1e-3,
                      model_kwargs=_VIT_SMALL),
         ),
         seeds=3,

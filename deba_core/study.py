@@ -124,12 +124,21 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def plan(preset: Preset, methods: tuple[str, ...] = METHODS) -> list[tuple[ArchSpec, str, int]]:
-    """Every cell of the study, in run order (baseline first, so targets exist early)."""
+def plan(preset: Preset, methods: tuple[str, ...] = METHODS,
+         archs: tuple[str, ...] | None = None) -> list[tuple[ArchSpec, str, int]]:
+    """Every cell of the study, in run order (baseline first, so targets exist early).
+
+    ``archs`` keeps only those architectures (profile names) of the preset, in the preset's order.
+    """
     for m in methods:
         if m not in METHODS:
             raise DebaConfigError.single("methods", m, f"must be among {', '.join(METHODS)}")
-    return [(a, m, s) for a in preset.archs for s in range(preset.seeds) for m in methods]
+    known = [a.profile for a in preset.archs]
+    for name in archs or ():
+        if name not in known:
+            raise DebaConfigError.single("archs", name, f"must be among the {preset.name} preset's {', '.join(known)}")
+    chosen = [a for a in preset.archs if archs is None or a.profile in archs]
+    return [(a, m, s) for a in chosen for s in range(preset.seeds) for m in methods]
 
 
 def _cell_path(out: Path, arch: ArchSpec, method: str, seed: int) -> Path:
@@ -144,8 +153,13 @@ def _interval(preset: Preset, arch: ArchSpec, profile: ArchitectureProfile) -> i
     return preset.interval if preset.interval is not None else profile.interval
 
 
-def _profile_for(preset: Preset, arch: ArchSpec, method: str) -> tuple[ArchitectureProfile, str, int | None, float]:
-    """(profile, strategy, fixed batch, LR multiplier) of a method."""
+def _profile_for(preset: Preset, arch: ArchSpec, method: str,
+                 deba_overrides: dict[str, Any] | None = None) -> tuple[ArchitectureProfile, str, int | None, float]:
+    """(profile, strategy, fixed batch, LR multiplier) of a method.
+
+    ``deba_overrides`` (profile fields) apply to the ``deba`` method only: the experiments that test
+    what would close a gap (``deba bench --deba-set lr_scaling=sqrt``) change DEBA, not its baselines.
+    """
     base = load_profile(arch.profile)
     base = base.replace(interval=_interval(preset, arch, base))
     base = base.replace(max_micro_batch=arch.max_micro_batch)
@@ -155,7 +169,7 @@ def _profile_for(preset: Preset, arch: ArchSpec, method: str) -> tuple[Architect
         large = base.initial_batch * preset.large_factor
         return base, "equal-weight", large, float(preset.large_factor)  # linear LR scaling
     if method == "deba":
-        return base, "equal-weight", None, 1.0
+        return (base.replace(**deba_overrides) if deba_overrides else base), "equal-weight", None, 1.0
     if method == "deba-uniform":
         generic = load_profile("generic").replace(max_micro_batch=arch.max_micro_batch)
         generic = generic.replace(interval=_interval(preset, arch, generic))
@@ -181,11 +195,16 @@ def _optimizer(arch: ArchSpec, model: torch.nn.Module, lr_mult: float) -> torch.
     return torch.optim.SGD(model.parameters(), lr=arch.lr * lr_mult, momentum=0.9, weight_decay=5e-4)
 
 
-def run_cell(preset: Preset, arch: ArchSpec, method: str, seed: int, data, device: str = "cpu") -> dict[str, Any]:
+def _overrides_for(method: str, deba_overrides: dict[str, Any] | None) -> dict[str, Any]:
+    return dict(deba_overrides or {}) if method == "deba" else {}
+
+
+def run_cell(preset: Preset, arch: ArchSpec, method: str, seed: int, data, device: str = "cpu",
+             deba_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one cell and return its record."""
     from .fit import fit
 
-    profile, strategy, fixed, lr_mult = _profile_for(preset, arch, method)
+    profile, strategy, fixed, lr_mult = _profile_for(preset, arch, method, deba_overrides)
     model = _build(preset, arch, data, seed)
     opt = _optimizer(arch, model, lr_mult)
     t0 = time.perf_counter()
@@ -197,6 +216,7 @@ def run_cell(preset: Preset, arch: ArchSpec, method: str, seed: int, data, devic
     return {
         "preset": preset.name, "arch": arch.profile, "model": arch.model, "method": method, "seed": seed,
         "profile": profile.name, "strategy": strategy, "fixed_batch": fixed, "lr": arch.lr * lr_mult,
+        "overrides": _overrides_for(method, deba_overrides),
         "epochs": arch.epochs, "train_samples": len(data.train), "test_samples": len(data.test),
         "final_accuracy": result.final.get("eval_accuracy"), "steps": result.steps, "samples": result.samples,
         "train_time": epochs[-1]["train_time"] if epochs else None, "wall_time": time.perf_counter() - t0,
@@ -205,6 +225,10 @@ def run_cell(preset: Preset, arch: ArchSpec, method: str, seed: int, data, devic
                    "accuracy": e.get("eval_accuracy")} for e in epochs],
         "trajectory": [[r["samples"], r["batch_size"]] for r in steps],
         "batch_sizes": sorted({r["batch_size"] for r in steps}),
+        # Each decision interval's metrics, score and verdict (for fixed batches: what DEBA would have
+        # said), so a reading can tell a discriminating signal from a schedule.
+        "decisions": [{"step": r["step"], "score": r["score"], "action": r["action"], "reason": r["reason"],
+                       "metrics": r["metrics"]} for r in steps if r.get("metrics")],
     }
 
 
@@ -250,15 +274,24 @@ def _allowed_batches(profile: ArchitectureProfile) -> list[int]:
 
 
 def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, data_dir: str | None = None,
-              device: str = "cpu", log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run (or resume) every cell of ``preset``; returns all cell records."""
+              device: str = "cpu", log: Callable[[str], None] = print, archs: tuple[str, ...] | None = None,
+              deba_overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) every cell of ``preset``; returns all cell records.
+
+    ``archs`` restricts the run to some architectures; ``deba_overrides`` changes profile fields of
+    the ``deba`` method (an experiment: give it its own ``out`` folder, since a finished cell run
+    with other overrides is refused rather than mixed in).
+    """
     from .data import load_dataset
 
+    cells = plan(preset, methods, archs)
+    chosen = list({a.profile: a for a, _, _ in cells}.values())
+    for arch in chosen:  # bad overrides fail here, before anything trains
+        _profile_for(preset, arch, "deba", deba_overrides)
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    cells = plan(preset, methods)
     data_cache: dict[tuple[str, int], Any] = {}
-    for arch in preset.archs:
+    for arch in chosen:
         tp_path = out / "throughput" / f"{arch.profile}.json"
         if not tp_path.exists():
             data = load_dataset(preset.dataset, data_dir=data_dir, download=preset.download, channels=3, size=32,
@@ -273,7 +306,13 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, 
     for i, (arch, method, seed) in enumerate(cells, 1):
         path = _cell_path(out, arch, method, seed)
         if path.exists():
-            records.append(json.loads(path.read_text()))
+            rec = json.loads(path.read_text())
+            wanted = _overrides_for(method, deba_overrides)
+            if rec.get("overrides", {}) != wanted:
+                raise DebaConfigError.single(
+                    "deba_overrides", wanted, f"differ from those of the finished cell {path} ({rec.get('overrides', {})})",
+                    remedy="Give an experiment with other profile values its own --out folder.")
+            records.append(rec)
             continue
         key = (arch.profile, seed)
         if key not in data_cache:
@@ -281,7 +320,7 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, 
             data_cache[key] = load_dataset(preset.dataset, data_dir=data_dir, download=preset.download, channels=3,
                                            size=32, train_subset=arch.train_subset, test_subset=arch.test_subset,
                                            seed=seed)
-        rec = run_cell(preset, arch, method, seed, data_cache[key], device=device)
+        rec = run_cell(preset, arch, method, seed, data_cache[key], device=device, deba_overrides=deba_overrides)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))
@@ -360,6 +399,7 @@ def analyse(out: Path, target_fraction: float = 0.98) -> dict[str, Any]:
                 "step_speedup": _mean_sd(step_speed),
                 "deba_overhead_pct": _mean_sd([100 * s for s in share]),
                 "batch_range": [min(min(c["batch_sizes"]) for c in runs), max(max(c["batch_sizes"]) for c in runs)],
+                "overrides": runs[0].get("overrides", {}),
             }
         result["architectures"][arch] = {"target_accuracy_pct": 100 * target, "throughput": throughput,
                                          "throughput_bound": bound, "methods": rows}
@@ -381,8 +421,10 @@ def markdown_table(analysis: dict[str, Any]) -> str:
     for arch, a in analysis["architectures"].items():
         bound = a["throughput_bound"]
         for method, r in a["methods"].items():
+            label = method + (" (" + ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) + ")"
+                              if r.get("overrides") else "")
             lines.append(
-                f"| {arch} (target {a['target_accuracy_pct']:.1f}%) | {method} | {_fmt(r['final_accuracy_pct'])} | "
+                f"| {arch} (target {a['target_accuracy_pct']:.1f}%) | {label} | {_fmt(r['final_accuracy_pct'])} | "
                 f"{r['reached_target']}/{r['seeds']} | {_fmt(r['time_to_target_s'], 1)} | {_fmt(r['steps_to_target'], 0)} | "
                 f"{_fmt(r['wall_speedup'], 2, 'x')} | {_fmt(r['step_speedup'], 2, 'x')} | "
                 f"{'-' if bound is None else f'{bound:.2f}x'} | {_fmt(r['deba_overhead_pct'], 2)} | "

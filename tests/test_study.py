@@ -22,6 +22,8 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     assert any(line.startswith("[throughput]") for line in logs)
     for r in records:
         assert r["curve"] and r["steps"] > 0 and 0 <= r["final_accuracy"] <= 1
+        assert all(d["step"] <= r["steps"] and set(d["metrics"]) for d in r["decisions"])
+    assert any(r["decisions"] for r in records), "no cell recorded a decision interval's metrics"
     fixed_large = next(r for r in records if r["method"] == "fixed-large")
     assert fixed_large["batch_sizes"][-1] == 4 * deba.load_profile("resnet18").initial_batch
     assert fixed_large["lr"] == pytest.approx(4 * 0.05)
@@ -37,6 +39,10 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     assert analysis["architectures"]["resnet18"]["throughput_bound"] >= 1.0
     assert (tmp_path / "results.json").exists() and (tmp_path / "speedups.png").exists()
     assert "| resnet18" in (tmp_path / "results.md").read_text()
+    # an experiment with other DEBA values is refused in a folder of finished cells (never mixed in)
+    with pytest.raises(deba.DebaConfigError, match="deba_overrides.*differ from those of the finished cell") as err:
+        run_study(TINY, tmp_path, data_dir=str(FASHION_DIR), deba_overrides={"lr_scaling": "sqrt"}, log=again.append)
+    assert "own --out folder" in str(err.value)
 
 
 def test_analysis_math_on_synthetic_cells(tmp_path):
@@ -84,3 +90,36 @@ def test_methods_get_the_right_profile_strategy_batch_and_lr():
     assert _profile_for(quick, arch, "noise-scale")[1] == "noise-scale"
     assert _profile_for(quick, arch, "fixed-large")[2:] == (128, 4.0)
     assert _profile_for(PRESETS["paper"], PRESETS["paper"].archs[0], "deba")[0].interval == "epoch"
+
+
+def test_experiments_pick_architectures_and_change_only_debas_profile(capsys):
+    from deba.commands.bench import parse_deba_set
+    from deba.study import _profile_for
+
+    cpu = PRESETS["cpu"]
+    cells = plan(cpu, ("fixed-small", "deba"), archs=("mobilenetv3", "resnet18"))
+    assert [a.profile for a, _, _ in cells[::6]] == ["resnet18", "mobilenetv3"], "preset order kept"
+    assert len(cells) == 2 * 2 * cpu.seeds
+    with pytest.raises(deba.DebaConfigError, match="archs.*must be among.*resnet19"):
+        plan(cpu, archs=("resnet19",))
+
+    overrides = parse_deba_set(["lr_scaling=sqrt", "warmup=8", "increase_above=0.7"])
+    assert overrides == {"lr_scaling": "sqrt", "warmup": 8, "increase_above": 0.7}
+    arch = cpu.archs[0]
+    prof = _profile_for(cpu, arch, "deba", overrides)[0]
+    assert (prof.lr_scaling, prof.warmup, prof.increase_above) == ("sqrt", 8, 0.7)
+    for method in ("fixed-small", "deba-uniform", "noise-scale"):
+        assert _profile_for(cpu, arch, method, overrides)[0].lr_scaling == "linear", method
+    for bad, field in ((["warmup"], "--deba-set"), (["=3"], "--deba-set")):
+        with pytest.raises(deba.DebaConfigError, match=field):
+            parse_deba_set(bad)
+    with pytest.raises(deba.DebaConfigError, match="lr_scaling"):
+        _profile_for(cpu, arch, "deba", {"lr_scaling": "cubic"})
+
+    assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR), "--archs", "resnet18",
+                 "--methods", "fixed-small", "deba", "--deba-set", "lr_scaling=sqrt"]) == 0
+    out = capsys.readouterr().out
+    assert "1 architectures x 2 methods x 3 seeds = 6 runs" in out and "mobilenetv3" not in out
+    assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR),
+                 "--deba-set", "growth_factr=2"]) == 2
+    assert "growth_factr" in capsys.readouterr().err

@@ -7,6 +7,9 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ..cli import command
 from ..errors import DebaConfigError
@@ -18,23 +21,30 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="results folder (default runs/study-<preset>); reruns resume")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (quick/cpu) or CIFAR root (paper)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--archs", nargs="+", default=None, metavar="PROFILE",
+                   help="only these architectures of the preset (profile names, e.g. resnet18 mobilenetv3)")
+    p.add_argument("--deba-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a profile field of the `deba` method only (repeatable; an experiment: use its own --out)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dry-run", action="store_true", help="print the plan and check the set-up; train nothing")
     p.add_argument("--analyse-only", action="store_true", help="only (re)build results.json/.md and the plots")
 
 
-def _dry_run(preset, methods, data_dir) -> int:
+def _dry_run(preset, methods, data_dir, archs=None, overrides=None) -> int:
     from ..data import load_dataset
+    from ..study import _profile_for
 
-    cells = plan(preset, tuple(methods))
-    print(f"preset {preset.name}: {len(preset.archs)} architectures x {len(methods)} methods x {preset.seeds} seeds "
+    cells = plan(preset, tuple(methods), archs)
+    chosen = list({a.profile: a for a, _, _ in cells}.values())
+    print(f"preset {preset.name}: {len(chosen)} architectures x {len(methods)} methods x {preset.seeds} seeds "
           f"= {len(cells)} runs on {preset.dataset}" + (" (downloaded by torchvision)" if preset.download else ""))
     try:
         import timm
     except ImportError as exc:
         raise DebaConfigError.single("timm", None, "is needed for the study", remedy="pip install 'deba[timm]'") from exc
     known = set(timm.list_models())
-    for a in preset.archs:
+    for a in chosen:
+        _profile_for(preset, a, "deba", overrides)  # bad --deba-set values fail here
         if a.model not in known:
             raise DebaConfigError.single("model", a.model, "is not a timm model")
         print(f"  {a.profile:15s} timm {a.model:24s} {a.model_kwargs or ''} train {a.train_subset or 'all'} "
@@ -51,16 +61,32 @@ def _dry_run(preset, methods, data_dir) -> int:
     return 0
 
 
+def parse_deba_set(items: list[str]) -> dict[str, Any]:
+    """``["lr_scaling=sqrt", "warmup=8"]`` -> ``{"lr_scaling": "sqrt", "warmup": 8}`` (values read as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        field, sep, raw = item.partition("=")
+        if not sep or not field.strip():
+            raise DebaConfigError.single("--deba-set", item, "must be FIELD=VALUE, e.g. lr_scaling=sqrt")
+        try:
+            out[field.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise DebaConfigError.single("--deba-set", item, f"has a value that is not a YAML scalar ({exc})") from exc
+    return out
+
+
 def bench(args: argparse.Namespace) -> int:
     preset = PRESETS[args.preset]
+    overrides = parse_deba_set(args.deba_set)
+    archs = tuple(args.archs) if args.archs else None
     out = Path(args.out) if args.out else Path("runs") / f"study-{preset.name}"
     if args.dry_run:
-        return _dry_run(preset, args.methods, args.data_dir)
+        return _dry_run(preset, args.methods, args.data_dir, archs, overrides)
     cmd = "deba " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("deba") else \
         f"deba bench --preset {preset.name} --out {out}" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
     if not args.analyse_only:
         run_study(preset, out, methods=tuple(args.methods), data_dir=args.data_dir, device=args.device,
-                  log=lambda m: print(m, flush=True))
+                  log=lambda m: print(m, flush=True), archs=archs, deba_overrides=overrides)
     summary(out, preset, cmd)
     print((out / "results.md").read_text())
     return 0

@@ -57,3 +57,7 @@ EOF
 IFS='|' read -r TAU UP DOWN <<< "$SETS"
 echo "calibrated: $TAU $UP $DOWN"
 experiment mobilenetv3-calibrated mobilenetv3 --deba-set "$TAU" --deba-set "$UP" --deba-set "$DOWN"
+
+# 4. Both fixes at once on DenseNet-121: the finer time scale (1) made it grow in the first few
+#    dozen steps and, with linear LR scaling on SGD, diverge; without LR scaling?
+experiment densenet121-interval1-lr-none densenet121 --deba-set interval=1 --deba-set lr_scaling=none

@@ -471,14 +471,21 @@ def plot(out: Path, analysis: dict[str, Any]) -> list[Path]:
     plt.close(fig)
     written.append(p)
 
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.5 * len(archs), 3.5), squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    cols = min(3, len(archs))
+    rows = -(-len(archs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[len(archs):]:
+        ax.set_visible(False)
+    for ax, arch in zip(axes.flat, archs):
         for method in METHODS:
             f = out / "cells" / arch / f"{method}-seed0.json"
             if f.exists():
                 traj = json.loads(f.read_text())["trajectory"]
-                ax.step([t[0] for t in traj], [t[1] for t in traj], where="post", label=method, lw=1)
-        ax.set_title(f"{arch}: batch size vs samples", fontsize=9)
+                # DEBA thick and on top, the peers dotted/dashed: identical trajectories stay visible
+                style = {"deba": {"lw": 2.6, "zorder": 5}, "noise-scale": {"ls": ":", "lw": 1.4, "zorder": 6},
+                         "norm-test": {"ls": "--", "lw": 1.0, "zorder": 7}}.get(method, {"lw": 1})
+                ax.step([t[0] for t in traj], [t[1] for t in traj], where="post", label=method, **style)
+        ax.set_title(f"{arch}: batch size vs samples trained (seed 0)", fontsize=9)
         ax.set_yscale("log", base=2)
         ax.legend(fontsize=6)
     fig.tight_layout()

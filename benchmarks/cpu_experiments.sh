@@ -61,3 +61,7 @@ experiment mobilenetv3-calibrated mobilenetv3 --deba-set "$TAU" --deba-set "$UP"
 # 4. Both fixes at once on DenseNet-121: the finer time scale (1) made it grow in the first few
 #    dozen steps and, with linear LR scaling on SGD, diverge; without LR scaling?
 experiment densenet121-interval1-lr-none densenet121 --deba-set interval=1 --deba-set lr_scaling=none
+
+# 5. The prediction of the reading (early growth is what costs accuracy): MobileNet-V3 with its first
+#    decision moved to mid-run (warm-up 8 of ~16 intervals) and square-root LR scaling.
+experiment mobilenetv3-warmup8-lr-sqrt mobilenetv3 --deba-set warmup=8 --deba-set lr_scaling=sqrt

@@ -65,3 +65,8 @@ experiment densenet121-interval1-lr-none densenet121 --deba-set interval=1 --deb
 # 5. The prediction of the reading (early growth is what costs accuracy): MobileNet-V3 with its first
 #    decision moved to mid-run (warm-up 8 of ~16 intervals) and square-root LR scaling.
 experiment mobilenetv3-warmup8-lr-sqrt mobilenetv3 --deba-set warmup=8 --deba-set lr_scaling=sqrt
+
+# 6. ResNet-18 with growth allowed more often (grow threshold 0.6 -> 0.5, near the median score
+#    the fixed-batch cells record) and no LR scaling (1.): can the step and accuracy targets be met
+#    together?
+experiment resnet18-up0.5-lr-none resnet18 --deba-set increase_above=0.5 --deba-set lr_scaling=none

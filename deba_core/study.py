@@ -36,7 +36,8 @@ from .errors import DebaConfigError
 from .profile import ArchitectureProfile
 from .profile_io import load_profile
 
-__all__ = ["ArchSpec", "METHODS", "PRESETS", "Preset", "analyse", "measure_throughput", "plan", "run_cell", "run_study"]
+__all__ = ["ArchSpec", "METHODS", "PRESETS", "Preset", "analyse", "checked_plan", "measure_throughput", "plan", "run_cell",
+           "run_study"]
 
 METHODS = ("fixed-small", "fixed-large", "deba", "deba-uniform", "noise-scale", "norm-test")
 
@@ -139,6 +140,17 @@ def plan(preset: Preset, methods: tuple[str, ...] = METHODS,
             raise DebaConfigError.single("archs", name, f"must be among the {preset.name} preset's {', '.join(known)}")
     chosen = [a for a in preset.archs if archs is None or a.profile in archs]
     return [(a, m, s) for a in chosen for s in range(preset.seeds) for m in methods]
+
+
+def checked_plan(preset: Preset, methods: tuple[str, ...] = METHODS, archs: tuple[str, ...] | None = None,
+                 deba_overrides: dict[str, Any] | None = None) -> tuple[list[tuple[ArchSpec, str, int]], list[ArchSpec]]:
+    """``plan`` plus the architectures it covers, with ``deba_overrides`` checked against each one's
+    profile, so bad values fail before anything trains."""
+    cells = plan(preset, methods, archs)
+    chosen = list({a.profile: a for a, _, _ in cells}.values())
+    for arch in chosen:
+        _profile_for(preset, arch, "deba", deba_overrides)
+    return cells, chosen
 
 
 def _cell_path(out: Path, arch: ArchSpec, method: str, seed: int) -> Path:
@@ -284,10 +296,7 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, 
     """
     from .data import load_dataset
 
-    cells = plan(preset, methods, archs)
-    chosen = list({a.profile: a for a, _, _ in cells}.values())
-    for arch in chosen:  # bad overrides fail here, before anything trains
-        _profile_for(preset, arch, "deba", deba_overrides)
+    cells, chosen = checked_plan(preset, methods, archs, deba_overrides)
     out.mkdir(parents=True, exist_ok=True)
     records = []
     data_cache: dict[tuple[str, int], Any] = {}

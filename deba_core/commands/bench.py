@@ -13,7 +13,7 @@ import yaml
 
 from ..cli import command
 from ..errors import DebaConfigError
-from ..study import METHODS, PRESETS, plan, run_study, summary
+from ..study import METHODS, PRESETS, checked_plan, run_study, summary
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -32,10 +32,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def _dry_run(preset, methods, data_dir, archs=None, overrides=None) -> int:
     from ..data import load_dataset
-    from ..study import _profile_for
 
-    cells = plan(preset, tuple(methods), archs)
-    chosen = list({a.profile: a for a, _, _ in cells}.values())
+    cells, chosen = checked_plan(preset, tuple(methods), archs, overrides)
     print(f"preset {preset.name}: {len(chosen)} architectures x {len(methods)} methods x {preset.seeds} seeds "
           f"= {len(cells)} runs on {preset.dataset}" + (" (downloaded by torchvision)" if preset.download else ""))
     try:
@@ -44,7 +42,6 @@ def _dry_run(preset, methods, data_dir, archs=None, overrides=None) -> int:
         raise DebaConfigError.single("timm", None, "is needed for the study", remedy="pip install 'deba[timm]'") from exc
     known = set(timm.list_models())
     for a in chosen:
-        _profile_for(preset, a, "deba", overrides)  # bad --deba-set values fail here
         if a.model not in known:
             raise DebaConfigError.single("model", a.model, "is not a timm model")
         print(f"  {a.profile:15s} timm {a.model:24s} {a.model_kwargs or ''} train {a.train_subset or 'all'} "

@@ -76,7 +76,8 @@ class DistributedContext:
         k = torch.tensor([len(sketches)], device=self.device)
         counts = [torch.zeros_like(k) for _ in range(self.world)]
         dist.all_gather(counts, k)
-        most = max(int(c.item()) for c in counts)
+        counts = torch.cat(counts).tolist()  # one host transfer, not one per rank
+        most = max(counts)
         pad = torch.zeros(most, length + 1, dtype=torch.float64, device=self.device)
         for i, (s, n) in enumerate(zip(sketches, sizes)):
             pad[i, 0] = float(n)
@@ -85,7 +86,7 @@ class DistributedContext:
         dist.all_gather(gathered, pad)
         out_s, out_n = [], []
         for rank_rows, c in zip(gathered, counts):
-            for row in rank_rows[: int(c.item())].cpu().numpy():
+            for row in rank_rows[:c].cpu().numpy():
                 if row[0] > 0:
                     out_n.append(int(row[0]))
                     out_s.append(row[1:])

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 import torch
 
 from deba.batching import batch_len, run_micro_batches
+from deba.checkpoint import write_json_atomic
 from deba.decision import Decision
 from deba.errors import DebaConfigError
 from deba.history import HistoryWriter, read_history, step_record
@@ -107,11 +107,6 @@ class SampleClockLR(torch.optim.lr_scheduler.LambdaLR):
         state.pop("_clock", None)
         return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        clock = self._clock
-        super().load_state_dict(state_dict)
-        self._clock = clock
-
 
 class _DebaControl(TrainerCallback):
     """Keeps Trainer's epoch and stop flags in line with DEBA's sample accounting."""
@@ -122,7 +117,7 @@ class _DebaControl(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         t = self.trainer
         t._deba_flush_record()
-        if t.accelerator.num_processes > 1 and any(True for _ in t.model.buffers()):
+        if t.accelerator.num_processes > 1:  # broadcast_module sends nothing without buffers
             from .distributed import broadcast_module
 
             broadcast_module(t.model, buffers_only=True)  # rank 0's BatchNorm statistics, as DDP does
@@ -159,11 +154,10 @@ class _DebaProgress(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
             t = self.trainer
-            self.bar.n = t.deba_samples
             d = t._deba_decision
             self.bar.set_postfix(bs=t.deba_scheduler.batch_size, score="-" if d is None or d.score is None else f"{d.score:.2f}",
                                  refresh=False)
-            self.bar.refresh()
+            self.bar.update(t.deba_samples - self.bar.n)  # rate-limited redraw, as in deba.fit
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -216,6 +210,7 @@ class DebaTrainer(Trainer):
         self._deba_sampler: AdaptiveBatchSampler | None = None
         self._deba_probe: GradientProbe | None = None
         self._deba_coupler: LRCoupler | None = None
+        self._deba_ctx: Any = None  # deba.adapters.distributed context, built at the first multi-process step
         self._deba_budget: int | None = None
         self._deba_decision: Decision | None = None
         self._deba_resume_dir: str | None = None
@@ -300,7 +295,7 @@ class DebaTrainer(Trainer):
         if self._deba_user_max_steps <= 0:
             # A ceiling Trainer needs for a length-less loader; DEBA stops at the sample budget first.
             self.args.max_steps = -(-self._deba_budget // self.deba_profile.min_batch) + 1
-        if resume_from_checkpoint is True or (isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint):
+        if resume_from_checkpoint is True:
             found = get_last_checkpoint(self.args.output_dir)
             if found is None:
                 raise DebaConfigError.single("resume_from_checkpoint", True, f"found no checkpoint in {self.args.output_dir}")
@@ -401,8 +396,7 @@ class DebaTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         n = batch_len(inputs)
         intended = self.deba_scheduler.batch_size
-        multi = self.accelerator.num_processes > 1
-        if multi:
+        if self.accelerator.num_processes > 1:
             return self._deba_distributed_step(model, inputs, n, intended)
 
         def forward_loss(micro: dict[str, Any]) -> torch.Tensor:
@@ -413,7 +407,6 @@ class DebaTrainer(Trainer):
         result = run_micro_batches(
             model, inputs, cap=self.deba_max_micro_batch, forward_loss=forward_loss,
             backward=self.accelerator.backward, sketch=self._deba_probe.sketch,
-            no_sync=(lambda: self.accelerator.no_sync(model)) if multi else None,
             zero_grad=lambda: model.zero_grad(set_to_none=True),
         )
         if result.oom_events:
@@ -423,7 +416,7 @@ class DebaTrainer(Trainer):
         micro = result.micro_sketches if len(result.micro_sketches) >= 2 else None
         obs = Observation(
             loss=result.loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite, grad_sketch=snap.sketch,
-            micro_sketches=micro, micro_sizes=result.micro_sizes[: len(result.micro_sketches)] if micro else None,
+            micro_sketches=micro, micro_sizes=result.sketch_sizes if micro else None,
             step=self.state.global_step + 1, samples=self.deba_samples + n,
         )
         # The optimizer step after this one uses the factor of the size this batch was drawn at.
@@ -447,7 +440,9 @@ class DebaTrainer(Trainer):
         """All micro-batches with local gradients, then one reduction and one decision from rank 0."""
         from .distributed import allreduce_gradients, context
 
-        ctx = context(self.args.device)
+        if self._deba_ctx is None:  # the process group is fixed for the run: query it once
+            self._deba_ctx = context(self.args.device)
+        ctx = self._deba_ctx
 
         def forward_loss(micro: dict[str, Any]) -> torch.Tensor:
             with self.compute_loss_context_manager():
@@ -458,7 +453,7 @@ class DebaTrainer(Trainer):
                                        backward=self.accelerator.backward, sketch=self._deba_probe.sketch,
                                        zero_grad=lambda: model.zero_grad(set_to_none=True))
         if result.micro_sketches:
-            sketches, sizes = result.micro_sketches, result.micro_sizes[: len(result.micro_sketches)]
+            sketches, sizes = result.micro_sketches, result.sketch_sizes
         else:
             sketches, sizes = [self._deba_probe.sketch().double().cpu().numpy()], [n_local]
         loss_sum, n_total = ctx.sum([result.loss * n_local, float(n_local)])
@@ -547,9 +542,7 @@ class DebaTrainer(Trainer):
             "history_records": 0 if self._deba_history is None else len(self._deba_history.records),
             "max_micro_batch": self.deba_max_micro_batch,
         }
-        tmp = folder / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, folder / STATE_FILE)
+        write_json_atomic(folder / STATE_FILE, state)
 
     def _deba_load_state(self, folder: str) -> None:
         path = Path(folder) / STATE_FILE

@@ -113,7 +113,7 @@ class TorchAdapter:
         snap = self.probe.capture()
         self._deba_seconds += time.perf_counter() - t0
         micro = result.micro_sketches if len(result.micro_sketches) >= 2 else None
-        micro_sizes = result.micro_sizes[: len(result.micro_sketches)]
+        micro_sizes = result.sketch_sizes
         obs = Observation(
             loss=result.loss,
             batch_size=result.samples,
@@ -141,7 +141,7 @@ class TorchAdapter:
         n_local = result.samples
         t0 = time.perf_counter()
         if result.micro_sketches:
-            sketches, sizes = result.micro_sketches, result.micro_sizes[: len(result.micro_sketches)]
+            sketches, sizes = result.micro_sketches, result.sketch_sizes
         else:  # one micro-batch: the shard's own (still local) gradient is this rank's estimate
             sketches, sizes = [self.probe.sketch().double().cpu().numpy()], [n_local]
         loss_sum, n_total = ctx.sum([result.loss * n_local, float(n_local)])

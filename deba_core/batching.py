@@ -105,6 +105,11 @@ class MicroBatchResult:
     oom_events: list[dict[str, int]] = field(default_factory=list)
     cap: int | None = None
 
+    @property
+    def sketch_sizes(self) -> list[int]:
+        """The sample counts of the micro-batches that have a sketch (under ``no_sync`` the last has none)."""
+        return self.micro_sizes[: len(self.micro_sketches)]
+
 
 def run_micro_batches(
     model: nn.Module | None,

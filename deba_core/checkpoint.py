@@ -53,7 +53,8 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
-def _atomic_json(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a synced temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
@@ -80,7 +81,7 @@ def save_checkpoint(directory: str | os.PathLike[str], step: int, weights: dict[
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _atomic_json(root / "latest.json", {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "dir": name})
+    write_json_atomic(root / "latest.json", {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "dir": name})
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-_KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return final

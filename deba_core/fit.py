@@ -376,7 +376,7 @@ def fit(
         if obs.is_finite:
             optimizer.step()
             bad_in_a_row = 0
-            if ctx is not None and any(True for _ in model.buffers()):
+            if ctx is not None:
                 distributed.broadcast_module(model, buffers_only=True)  # as DDP: rank 0's BN statistics
         else:
             bad_in_a_row += 1

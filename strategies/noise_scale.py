@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from deba.errors import DebaConfigError
 from deba.profile import ArchitectureProfile
-from deba.scoring import ScoringStrategy, check_metrics
+from deba.scoring import ScoringStrategy, check_metrics, instability
 
 __all__ = ["NoiseScaleStrategy"]
 
@@ -52,7 +52,4 @@ class NoiseScaleStrategy(ScoringStrategy):
         r = float(r)
         if math.isnan(r):
             return 0.5
-        if math.isinf(r):
-            return 1.0
-        r = max(r, 0.0)
-        return r / (r + self.critical_ratio)
+        return instability(r, self.critical_ratio)  # +-inf -> 1.0, negatives clamp to 0

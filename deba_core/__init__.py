@@ -7,34 +7,45 @@ for a tour.
 
 from __future__ import annotations
 
-from .collectors import (
+from deba.errors import ConfigProblem, DebaConfigError, DebaError, DebaPluginError
+from deba.registry import registry
+from deba.profiles import (
+    ArchitectureProfile,
+    ArchitectureTraits,
+    CalibrationSettings,
+    Detection,
+    Rule,
+    build_model,
+    builtin_profiles,
+    detect,
+    load_profile,
+    measure_traits,
+    profile_for,
+)
+from deba.signals import GradientProbe, GradientSnapshot, Observation
+from deba.signals.collectors import (
     GradientNormVariationCollector,
     GradientVarianceCollector,
     LossVariationCollector,
     MetricCollector,
 )
-from .decision import Decision
-from .detection import Detection, build_model, detect, profile_for
-from .errors import ConfigProblem, DebaConfigError, DebaError, DebaPluginError
-from .observation import Observation
-from .probe import GradientProbe, GradientSnapshot
-from .profile import ArchitectureProfile, CalibrationSettings, Rule
-from .profile_io import builtin_profiles, load_profile
-from .registry import registry
-from .scheduler import BatchScheduler, next_batch_size
-from .scoring import ScoringStrategy
-from .traits import ArchitectureTraits, measure_traits
-from .sampler import AdaptiveBatchSampler
-from .lr import LRCoupler
-from .memory import find_max_micro_batch
-from .callbacks import Callback
-from .fit import FitResult, NonFiniteTraining, evaluate, fit
-from deba.adapters.torch import DebaController  # noqa: E402 - needs the modules above
+from deba.control import BatchPolicy, BatchScheduler, Decision, ScoringStrategy, StabilityPolicy, next_batch_size
+from deba.training.adapter import FrameworkAdapter
+from deba.training.callbacks import Callback
+from deba.training.controller import DebaController
+from deba.training.fit import FitResult, NonFiniteTraining, evaluate, fit
+from deba.training.lr import LRCoupler
+from deba.training.memory import find_max_micro_batch
+from deba.training.sampler import AdaptiveBatchSampler
+from deba import control, profiles, signals, training  # noqa: E402 - subpackages as attributes
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveBatchSampler",
+    "BatchPolicy",
+    "FrameworkAdapter",
+    "StabilityPolicy",
     "Callback",
     "DebaController",
     "FitResult",

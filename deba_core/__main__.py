@@ -2,6 +2,6 @@
 
 import sys
 
-from deba.cli import main
+from deba.app.cli import main
 
 sys.exit(main())

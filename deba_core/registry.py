@@ -1,6 +1,8 @@
-"""Finding strategies, collectors, adapters and profiles through entry points.
+"""Finding strategies, collectors, policies, adapters and profiles through entry points.
 
-Built-ins are registered in DEBA's own ``pyproject.toml`` exactly like third-party plugins, so one
+The registry is generic: it knows entry-point groups, not DEBA's types. Each caller says which type
+it expects (``registry.load("strategies", name, expected=ScoringStrategy)``), so this module
+imports nothing else from DEBA and sits below every subpackage. Built-ins are registered in DEBA's own ``pyproject.toml`` exactly like third-party plugins, so one
 code path finds both. Discovery is lazy: listing names imports nothing; loading imports one
 plugin. A plugin that fails to import, or whose object is the wrong type, is reported by name with
 its distribution and the original error chained; it never stops the others from loading.
@@ -13,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .errors import DebaConfigError, DebaPluginError
+from deba.errors import DebaConfigError, DebaPluginError
 
 __all__ = ["KINDS", "PluginInfo", "PluginWarning", "Registry", "registry"]
 
@@ -21,6 +23,7 @@ __all__ = ["KINDS", "PluginInfo", "PluginWarning", "Registry", "registry"]
 KINDS: dict[str, str] = {
     "strategies": "deba.strategies",
     "collectors": "deba.collectors",
+    "policies": "deba.policies",
     "adapters": "deba.adapters",
     "profiles": "deba.profiles",
 }
@@ -50,32 +53,32 @@ class PluginInfo:
         return self.source
 
 
-def _validate_object(kind: str, name: str, obj: Any) -> Any:
-    """Return the usable object for ``kind``, or raise ``TypeError`` saying what was expected."""
-    from .collectors.base import MetricCollector
-    from .profile import ArchitectureProfile
-    from .scoring import ScoringStrategy
+def _type_name(expected: type) -> str:
+    module = expected.__module__
+    return f"deba.{expected.__name__}" if module.startswith("deba") else f"{module}.{expected.__qualname__}"
 
-    if kind == "strategies":
-        if not (isinstance(obj, type) and issubclass(obj, ScoringStrategy)):
-            raise TypeError(f"expected a subclass of deba.ScoringStrategy, got {obj!r}")
+
+def _conform(obj: Any, expected: type | None) -> Any:
+    """``obj`` as ``expected`` asks, or ``TypeError`` saying what was expected.
+
+    A subclass of ``expected`` (strategies, collectors, policies, adapters) or an instance of it
+    (profiles) is returned as is; a plain callable returning an instance is called once (a profile
+    factory). With ``expected=None`` nothing is checked.
+    """
+    if expected is None:
         return obj
-    if kind == "collectors":
-        if not (isinstance(obj, type) and issubclass(obj, MetricCollector)):
-            raise TypeError(f"expected a subclass of deba.MetricCollector, got {obj!r}")
+    if isinstance(obj, type):
+        if issubclass(obj, expected):
+            return obj
+        raise TypeError(f"expected a subclass of {_type_name(expected)}, got {obj!r}")
+    if isinstance(obj, expected):
         return obj
-    if kind == "adapters":
-        if not isinstance(obj, type):
-            raise TypeError(f"expected an adapter class, got {obj!r}")
-        return obj
-    if isinstance(obj, ArchitectureProfile):
-        return obj
-    if callable(obj) and not isinstance(obj, type):
+    if callable(obj):
         made = obj()
-        if isinstance(made, ArchitectureProfile):
+        if isinstance(made, expected):
             return made
-        raise TypeError(f"expected the callable to return a deba.ArchitectureProfile, got {made!r}")
-    raise TypeError(f"expected a deba.ArchitectureProfile or a callable returning one, got {obj!r}")
+        raise TypeError(f"expected the callable to return a {_type_name(expected)}, got {made!r}")
+    raise TypeError(f"expected a {_type_name(expected)}, a subclass of it, or a callable returning one; got {obj!r}")
 
 
 class Registry:
@@ -86,10 +89,11 @@ class Registry:
             by default); tests pass a fake.
 
     Example:
+        >>> import deba
         >>> from deba import registry
         >>> "equal-weight" in registry.available("strategies")
         True
-        >>> registry.load("strategies", "equal-weight").__name__
+        >>> registry.load("strategies", "equal-weight", expected=deba.ScoringStrategy).__name__
         'EqualWeightStrategy'
     """
 
@@ -156,8 +160,15 @@ class Registry:
 
     # Loading --------------------------------------------------------------------------------
 
-    def load(self, kind: str, name: str) -> Any:
-        """The object registered as ``name`` (a class, or a profile for ``"profiles"``).
+    def load(self, kind: str, name: str, expected: type | None = None) -> Any:
+        """The object registered as ``name``, checked against ``expected``.
+
+        Args:
+            kind: an extension kind (``"strategies"``, ``"collectors"``, ``"policies"``,
+                ``"adapters"``, ``"profiles"``).
+            name: the registered name.
+            expected: the type the caller needs: the object must be a subclass of it, an instance
+                of it, or a callable returning an instance (called once). ``None`` checks nothing.
 
         Raises:
             DebaConfigError: unknown name (the message lists what exists) or a name claimed by
@@ -168,7 +179,7 @@ class Registry:
         self._check_kind(kind)
         if not isinstance(name, str) or not name:
             raise DebaConfigError.single(f"{kind} name", name, "must be a non-empty string")
-        key = (kind, name)
+        key = (kind, name, expected)
         if key in self._loaded:
             return self._loaded[key]
         candidates = self._candidates(kind, name)
@@ -187,7 +198,7 @@ class Registry:
         info = candidates[0]
         try:
             raw = info.loader() if info.loader is not None else None
-            obj = _validate_object(kind, name, raw)
+            obj = _conform(raw, expected)
         except Exception as exc:  # a plugin may fail in any way; report it, never crash the rest
             raise DebaPluginError(
                 f"{KINDS[kind]} plugin {name!r} ({info.target}, from {info.origin}) could not be loaded: "
@@ -196,28 +207,35 @@ class Registry:
         self._loaded[key] = obj
         return obj
 
-    def create(self, kind: str, name: str, /, **kwargs: Any) -> Any:
-        """Load ``name`` and instantiate it with ``kwargs`` (not for profiles, which are values)."""
+    def create(self, kind: str, name: str, /, expected: type | None = None, **kwargs: Any) -> Any:
+        """Load the class ``name`` (a subclass of ``expected``) and instantiate it with ``kwargs``."""
         if kind == "profiles":
             raise DebaConfigError.single("kind", kind, "holds values, not classes; use load('profiles', name)")
-        return self.load(kind, name)(**kwargs)
+        cls = self.load(kind, name, expected)
+        if not isinstance(cls, type):
+            info = self._candidates(kind, name)[0]
+            raise DebaPluginError(
+                f"{KINDS[kind]} plugin {name!r} ({info.target}, from {info.origin}) must be a class to be "
+                f"created, got {cls!r}"
+            )
+        return cls(**kwargs)
 
-    def load_all(self, kind: str) -> dict[str, Any]:
+    def load_all(self, kind: str, expected: type | None = None) -> dict[str, Any]:
         """Load every name of ``kind``; broken or conflicting plugins are skipped with a warning."""
         out: dict[str, Any] = {}
         for name in self.available(kind):
             try:
-                out[name] = self.load(kind, name)
+                out[name] = self.load(kind, name, expected)
             except (DebaPluginError, DebaConfigError) as exc:
                 warnings.warn(str(exc), PluginWarning, stacklevel=2)
         return out
 
-    def status(self, kind: str) -> list[tuple[PluginInfo, str]]:
-        """Each registration with its load status: ``"ok"`` or the error text."""
+    def status(self, kind: str, expected: type | None = None) -> list[tuple[PluginInfo, str]]:
+        """Each registration with its load status (checked against ``expected``): ``"ok"`` or the error."""
         rows: list[tuple[PluginInfo, str]] = []
         for info in self.infos(kind):
             try:
-                self.load(kind, info.name)
+                self.load(kind, info.name, expected)
                 rows.append((info, "ok"))
             except (DebaPluginError, DebaConfigError) as exc:
                 rows.append((info, f"error: {str(exc).splitlines()[0]}"))
@@ -225,12 +243,16 @@ class Registry:
 
     # Registration at run time -----------------------------------------------------------------
 
-    def register(self, kind: str, name: str, obj: Any, *, override: bool = False) -> None:
+    def register(self, kind: str, name: str, obj: Any, *, expected: type | None = None, override: bool = False) -> None:
         """Register ``obj`` as ``name`` in this process (no packaging needed).
+
+        Args:
+            expected: checked now when given (as :meth:`load` checks it); every caller that
+                loads the name checks it again against the type it needs.
 
         Raises:
             DebaConfigError: the name is taken and ``override`` is false.
-            DebaPluginError: ``obj`` is not what ``kind`` expects.
+            DebaPluginError: ``obj`` is not what ``expected`` asks for.
         """
         self._check_kind(kind)
         if not isinstance(name, str) or not name.strip():
@@ -242,18 +264,23 @@ class Registry:
                 remedy="Choose another name, or pass override=True to replace it in this process.",
             )
         try:
-            _validate_object(kind, name, obj)
+            _conform(obj, expected)
         except Exception as exc:
             raise DebaPluginError(f"cannot register {name!r} as one of {kind}: {exc}") from exc
         self._runtime[kind][name] = PluginInfo(kind, name, repr(obj), source="registered at run time", loader=lambda: obj)
-        self._loaded.pop((kind, name), None)
+        self._forget(kind, name)
 
     def unregister(self, kind: str, name: str) -> None:
         """Remove a run-time registration (entry points cannot be removed)."""
         self._check_kind(kind)
         if self._runtime[kind].pop(name, None) is None:
             raise DebaConfigError.single("name", name, f"was not registered at run time for {kind}")
-        self._loaded.pop((kind, name), None)
+        self._forget(kind, name)
+
+
+    def _forget(self, kind: str, name: str) -> None:
+        for key in [k for k in self._loaded if k[:2] == (kind, name)]:
+            del self._loaded[key]
 
 
 #: The process-wide registry ``deba.registry``.

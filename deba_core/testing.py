@@ -20,12 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .collectors.base import MetricCollector
-from .errors import DebaConfigError
-from .observation import Observation
-from .profile import DEFAULT_METRICS, ArchitectureProfile
-from .profile_io import load_profile
-from .scoring import ScoringStrategy
+from deba.signals.collectors.base import MetricCollector
+from deba.errors import DebaConfigError
+from deba.signals.observation import Observation
+from deba.profiles.schema import DEFAULT_METRICS, ArchitectureProfile
+from deba.profiles.loading import load_profile
+from deba.control.scoring import ScoringStrategy
 
 __all__ = ["CollectorConformance", "StrategyConformance", "expect", "random_metrics", "random_observations"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from deba.text_data import stdlib_docstrings, train_wordpiece
+from text_data import stdlib_docstrings, train_wordpiece
 
 
 class EncodedTexts(torch.utils.data.Dataset):

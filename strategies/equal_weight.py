@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from deba.scoring import ScoringStrategy, check_metrics, instabilities
+from deba.control.scoring import ScoringStrategy, check_metrics, instabilities
 
 __all__ = ["EqualWeightStrategy"]
 

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from deba.errors import DebaConfigError
-from deba.profile import ArchitectureProfile
-from deba.scoring import ScoringStrategy, check_metrics, instability
+from deba.profiles.schema import ArchitectureProfile
+from deba.control.scoring import ScoringStrategy, check_metrics, instability
 
 __all__ = ["LearnedStrategy", "nonnegative_least_squares", "outcomes"]
 

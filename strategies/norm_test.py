@@ -13,8 +13,8 @@ import math
 from typing import Any, Mapping
 
 from deba.errors import DebaConfigError
-from deba.profile import ArchitectureProfile
-from deba.scoring import ScoringStrategy, check_metrics
+from deba.profiles.schema import ArchitectureProfile
+from deba.control.scoring import ScoringStrategy, check_metrics
 
 __all__ = ["NormTestStrategy"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from deba.scoring import ScoringStrategy, check_metrics
+from deba.control.scoring import ScoringStrategy, check_metrics
 
 __all__ = ["RuleBasedStrategy"]
 

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 import deba
-from deba.data import load_dataset
+from deba.app.data import load_dataset
 
 ap = argparse.ArgumentParser()
 ap.add_argument("run_dir")

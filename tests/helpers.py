@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import deba
-from deba.collectors import ScalarWindowCollector
+from deba.signals.collectors import ScalarWindowCollector
 
 
 class LastLossCollector(ScalarWindowCollector):

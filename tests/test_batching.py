@@ -8,7 +8,7 @@ from torch import nn
 
 import deba
 from deba.adapters.torch import TorchAdapter
-from deba.batching import run_micro_batches, split_sizes
+from deba.training.batching import run_micro_batches, split_sizes
 
 
 def _grads(model):
@@ -73,7 +73,7 @@ def test_out_of_memory_lowers_the_cap_and_reruns_without_losing_samples():
 
 def test_out_of_memory_at_one_sample_is_an_error():
     model = FlakyModel(limit=0)
-    with pytest.raises(deba.batching.OutOfMemory):
+    with pytest.raises(deba.training.batching.OutOfMemory):
         run_micro_batches(model, (torch.randn(4, 5), torch.zeros(4, dtype=torch.long)), nn.functional.cross_entropy, cap=4)
 
 

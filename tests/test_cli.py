@@ -9,7 +9,7 @@ import sys
 import yaml
 
 import deba
-from deba.cli import main
+from deba.app.cli import main
 
 
 def run(*args):

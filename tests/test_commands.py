@@ -13,9 +13,9 @@ import torch
 import yaml
 
 import deba
-from deba.commands.calibrate import calibrate_profile, intervals_from_history
-from deba.commands.run import parse_compare
-from deba.data import load_dataset, read_idx
+from deba.app.commands.calibrate import calibrate_profile, intervals_from_history
+from deba.app.commands.run import parse_compare
+from deba.app.data import load_dataset, read_idx
 
 from helpers import FASHION_DIR as FASHION
 

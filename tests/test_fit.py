@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import deba
-from deba.history import read_history
+from deba.training.history import read_history
 
 HERE = Path(__file__).parent
 

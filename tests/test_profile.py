@@ -7,7 +7,8 @@ import json
 import pytest
 
 import deba
-from deba.profile_io import dumps_toml, parse_profile_text
+from deba.profiles.formats import dumps_toml
+from deba.profiles.loading import parse_profile_text
 
 BASE = dict(
     name="t", family="cnn", min_batch=16, max_batch=256, initial_batch=32, granularity=8,

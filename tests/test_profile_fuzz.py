@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import deba
-from deba.profile_io import dumps_toml, parse_profile_text
+from deba.profiles.formats import dumps_toml
+from deba.profiles.loading import parse_profile_text
 
 VALID = deba.load_profile("generic").to_dict()
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import deba
-from deba.scheduler import next_batch_size
+from deba.control.scheduler import next_batch_size
 from helpers import echo_scheduler, obs, profiles
 
 # One event: a step with a loss (or a non-finite step), or the end of an epoch.

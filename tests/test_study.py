@@ -7,8 +7,8 @@ import json
 import pytest
 
 import deba
-from deba.cli import main
-from deba.study import METHODS, PRESETS, ArchSpec, Preset, analyse, markdown_table, plan, run_study, summary
+from deba.app.cli import main
+from deba.app.study import METHODS, PRESETS, ArchSpec, Preset, analyse, markdown_table, plan, run_study, summary
 from helpers import FASHION_DIR
 
 TINY = Preset("tiny", (ArchSpec("resnet18", "small-cnn", 192, 96, 2, max_micro_batch=64),), seeds=1, interval=2)
@@ -79,7 +79,7 @@ def test_presets_are_sized_and_dry_runs_check_the_setup(capsys):
 
 
 def test_methods_get_the_right_profile_strategy_batch_and_lr():
-    from deba.study import _profile_for
+    from deba.app.study import _profile_for
 
     quick = PRESETS["quick"]
     arch = quick.archs[0]  # resnet18, 1600 samples
@@ -93,8 +93,8 @@ def test_methods_get_the_right_profile_strategy_batch_and_lr():
 
 
 def test_experiments_pick_architectures_and_change_only_debas_profile(capsys):
-    from deba.commands.bench import parse_deba_set
-    from deba.study import _profile_for
+    from deba.app.commands.bench import parse_deba_set
+    from deba.app.study import _profile_for
 
     cpu = PRESETS["cpu"]
     cells = plan(cpu, ("fixed-small", "deba"), archs=("mobilenetv3", "resnet18"))

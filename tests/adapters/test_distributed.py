@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deba.history import read_history
+from deba.training.history import read_history
 from helpers import FASHION_DIR
 
 HERE = Path(__file__).resolve().parents[1]

@@ -203,7 +203,7 @@ class DictImages(torch.utils.data.Dataset):
 def test_vision_model_on_fashion_mnist(tmp_path):
     import timm
 
-    from deba.data import load_dataset
+    from deba.app.data import load_dataset
 
     data = load_dataset("fashion-mnist", data_dir=FASHION_DIR, train_subset=640, test_subset=200, channels=3)
     torch.manual_seed(0)

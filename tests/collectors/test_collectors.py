@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import deba
-from deba.collectors import (
+from deba.signals.collectors import (
     GradientNormVariationCollector,
     GradientVarianceCollector,
     LossVariationCollector,

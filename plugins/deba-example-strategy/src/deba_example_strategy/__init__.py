@@ -3,7 +3,7 @@
 from typing import Mapping
 
 from deba import ScoringStrategy
-from deba.scoring import check_metrics, instabilities
+from deba.control.scoring import check_metrics, instabilities
 
 
 class WorstMetricStrategy(ScoringStrategy):

@@ -1,0 +1,73 @@
+"""Small built-in networks for ``deba run``, and building any timm/torchvision model by name."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from deba.profiles.detection import build_model
+from deba.errors import DebaConfigError
+
+__all__ = ["SMALL_MODELS", "SmallCNN", "make_model"]
+
+
+class SmallCNN(nn.Module):
+    """A compact CNN for 32x32 images: three conv-BN-ReLU stages and a linear head (~0.1M params).
+
+    Example:
+        >>> import torch
+        >>> SmallCNN(1, 10)(torch.zeros(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+
+        def stage(i: int, o: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
+
+        self.features = nn.Sequential(stage(in_channels, width), stage(width, 2 * width), stage(2 * width, 2 * width))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 16, num_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class SmallMLP(nn.Module):
+    """A two-hidden-layer perceptron on flattened images."""
+
+    def __init__(self, in_features: int, num_classes: int = 10, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                                 nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+SMALL_MODELS = ("small-cnn", "small-mlp")
+
+
+def make_model(name: str, *, in_channels: int, num_classes: int, size: int = 32) -> nn.Module:
+    """A built-in small net, or a timm/torchvision model (random weights) adapted to the input."""
+    if name == "small-cnn":
+        return SmallCNN(in_channels, num_classes)
+    if name == "small-mlp":
+        return SmallMLP(in_channels * size * size, num_classes)
+    kwargs = {}
+    try:
+        import timm
+
+        if name in timm.list_models():
+            kwargs["in_chans"] = in_channels
+            if "vit" in name or "deit" in name:
+                kwargs["img_size"] = size
+            return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    except ImportError:
+        pass
+    model = build_model(name, num_classes=num_classes)
+    if in_channels != 3:
+        raise DebaConfigError.single(
+            "model", name, f"is a torchvision model built for 3-channel input, but the data has {in_channels}",
+            remedy="Use --channels 3 (grey images are repeated), a timm model, or small-cnn.",
+        )
+    return model

@@ -1,0 +1,430 @@
+"""The batch-size controller.
+
+One call per optimizer step: ``decision = sched.observe(obs)``. Observations are aggregated per
+decision interval (``profile.interval`` steps, or an epoch closed by :meth:`BatchScheduler.end_epoch`);
+at each interval's end the aggregate feeds the collectors, the strategy scores their values, and
+the score moves the batch by the profile's rules:
+
+* the policy turns the score into a move (the default :class:`deba.StabilityPolicy`, the published
+  rule: ``score >= increase_above`` grows to ``ceil_grid(batch * growth_factor)``, ``score <
+  decrease_below`` shrinks to ``floor_grid(batch / shrink_factor)``, at least one grid step);
+* nothing changes during ``warmup`` intervals, while the windows hold fewer than
+  ``required_samples`` observations, during ``cooldown`` intervals after a change, or while the
+  strategy is calibrating; after a change the windows restart;
+* a non-finite step never enters a window, an interval holding one never grows, and
+  ``nonfinite_patience`` consecutive non-finite steps shrink the batch (outside warm-up and
+  cooldown).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Sequence
+
+from deba.control.decision import Decision
+from deba.control.policy import BatchPolicy, Move, StabilityPolicy, next_batch_size
+from deba.control.scoring import ScoringStrategy
+from deba.control.state import SchedulerState
+from deba.errors import DebaConfigError
+from deba.profiles.loading import load_profile
+from deba.profiles.schema import ArchitectureProfile
+from deba.registry import registry
+from deba.signals.collectors.base import MetricCollector
+from deba.signals.interval import IntervalAccumulator
+from deba.signals.observation import Observation
+
+__all__ = ["BatchScheduler", "next_batch_size"]
+
+_STATE_VERSION = 1
+
+
+class BatchScheduler:
+    """Decides the global batch size from what training looks like (docs/design.md, rules 1-7).
+
+    Args:
+        profile: an :class:`ArchitectureProfile`, a profile name, or a path to a profile file.
+        strategy: a :class:`ScoringStrategy` instance or a registered name (``"equal-weight"``,
+            ``"learned"``, ``"rule-based"`` or a plugin's).
+        collectors: collector instances or registered names; by default one per metric in
+            ``profile.weights``, built with the profile's window.
+        strategy_options: keyword options for a strategy given by name.
+        policy: a :class:`BatchPolicy` instance or a registered name (``"stability"``).
+        initial_batch: the starting batch (the user's); default ``profile.initial_batch``.
+
+    Example:
+        >>> import deba
+        >>> sched = deba.BatchScheduler("generic", strategy="equal-weight")
+        >>> sched.batch_size
+        32
+        >>> d = sched.observe(deba.Observation(loss=1.0, batch_size=32, grad_norm=1.0))
+        >>> d.changed, d.reason
+        (False, 'collecting 1/10 steps of the interval')
+    """
+
+    def __init__(
+        self,
+        profile: ArchitectureProfile | str = "generic",
+        strategy: ScoringStrategy | str = "equal-weight",
+        collectors: Sequence[MetricCollector | str] | None = None,
+        *,
+        strategy_options: dict[str, Any] | None = None,
+        policy: BatchPolicy | str = "stability",
+        initial_batch: int | None = None,
+    ) -> None:
+        self.profile = load_profile(profile)
+        self.initial_batch = self._check_initial(initial_batch)
+        self.strategy = self._build_strategy(strategy, strategy_options or {})
+        self.collectors = self._build_collectors(collectors)
+        self.policy = self._build_policy(policy)
+        self._acc = IntervalAccumulator()
+        self._reset_state()
+
+    # Construction -------------------------------------------------------------------------------
+
+    def _check_initial(self, initial_batch: int | None) -> int:
+        if initial_batch is None:
+            return self.profile.initial_batch
+        p = self.profile
+        if isinstance(initial_batch, bool) or not isinstance(initial_batch, int) or not p.min_batch <= initial_batch <= p.max_batch:
+            raise DebaConfigError.single(
+                "initial_batch", initial_batch, f"must be an int within the profile's bounds [{p.min_batch}, {p.max_batch}]"
+            )
+        return initial_batch
+
+    def _build_strategy(self, strategy: ScoringStrategy | str, options: dict[str, Any]) -> ScoringStrategy:
+        if isinstance(strategy, ScoringStrategy):
+            if options:
+                raise DebaConfigError.single("strategy_options", options, "only apply to a strategy given by name")
+            if strategy.profile != self.profile:
+                raise DebaConfigError.single(
+                    "strategy.profile", strategy.profile.name, f"must be the scheduler's profile ({self.profile.name!r})"
+                )
+            return strategy
+        if not isinstance(strategy, str):
+            raise DebaConfigError.single("strategy", strategy, "must be a ScoringStrategy instance or a registered name")
+        return registry.create("strategies", strategy, expected=ScoringStrategy, profile=self.profile, **options)
+
+    def _build_policy(self, policy: BatchPolicy | str) -> BatchPolicy:
+        if isinstance(policy, BatchPolicy):
+            if policy.profile != self.profile:
+                raise DebaConfigError.single(
+                    "policy.profile", policy.profile.name, f"must be the scheduler's profile ({self.profile.name!r})"
+                )
+            return policy
+        if policy == StabilityPolicy.name:
+            return StabilityPolicy(self.profile)
+        if not isinstance(policy, str):
+            raise DebaConfigError.single("policy", policy, "must be a BatchPolicy instance or a registered name")
+        return registry.create("policies", policy, expected=BatchPolicy, profile=self.profile)
+
+    def _build_collectors(self, collectors: Sequence[MetricCollector | str] | None) -> list[MetricCollector]:
+        names: Iterable[MetricCollector | str] = self.profile.metrics if collectors is None else collectors
+        if isinstance(names, (str, MetricCollector)):
+            raise DebaConfigError.single("collectors", names, "must be a sequence of collectors or names")
+        built: list[MetricCollector] = []
+        for item in names:
+            if isinstance(item, MetricCollector):
+                built.append(item)
+            elif isinstance(item, str):
+                built.append(registry.create("collectors", item, expected=MetricCollector, window=self.profile.window,
+                                             min_samples=self.profile.required_samples))
+            else:
+                raise DebaConfigError.single("collectors", item, "entries must be MetricCollector instances or names")
+        _check_collector_names(built)
+        return built
+
+    def _reset_state(self) -> None:
+        self.state = SchedulerState(batch_size=self.initial_batch)
+        self._acc.clear()
+        self.last_decision: Decision | None = None
+
+    # Queries ------------------------------------------------------------------------------------
+
+    @property
+    def batch_size(self) -> int:
+        """The global batch size in force (changed only by decisions, or :meth:`adopt`)."""
+        return self.state.batch_size
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps observed."""
+        return self.state.step
+
+    @property
+    def intervals(self) -> int:
+        """Decision intervals closed."""
+        return self.state.intervals
+
+    @property
+    def changes(self) -> int:
+        """Batch-size changes made."""
+        return self.state.changes
+
+    @property
+    def nonfinite_total(self) -> int:
+        """Non-finite steps seen."""
+        return self.state.nonfinite_total
+
+    @property
+    def nonfinite_consecutive(self) -> int:
+        """Non-finite steps in a row up to now."""
+        return self.state.nonfinite_consecutive
+
+    @property
+    def lr_factor(self) -> float:
+        """Multiplier of the base learning rate for the current batch (rule 7)."""
+        return self.profile.lr_factor(self.batch_size, self.initial_batch)
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether a change is forbidden because the last one was too recent."""
+        since = self.state.intervals_since_change
+        return since is not None and since <= self.profile.cooldown
+
+    @property
+    def in_warmup(self) -> bool:
+        """Whether fewer than ``warmup`` intervals have completed."""
+        return self.state.intervals < self.profile.warmup
+
+    def metrics(self) -> dict[str, float]:
+        """Current value of every collector that has one."""
+        out: dict[str, float] = {}
+        for c in self.collectors:
+            v = c.value()
+            if v is not None:
+                out[c.name] = float(v)
+        return out
+
+    # Feeding ------------------------------------------------------------------------------------
+
+    def observe(self, obs: Observation) -> Decision:
+        """Feed one optimizer step; returns the decision in force for the next step."""
+        if not isinstance(obs, Observation):
+            raise DebaConfigError.single("obs", type(obs).__name__, "must be a deba.Observation")
+        self.state.step += 1
+        self._acc.steps += 1
+        emergency = self._count_step(obs)
+        if emergency is not None and emergency.changed:
+            return emergency
+        if self.profile.interval != "epoch" and self._acc.steps >= int(self.profile.interval):
+            closed = self._close_interval()
+            if emergency is not None and not closed.changed:
+                closed = dataclasses.replace(closed, reason=f"{emergency.reason}; {closed.reason}")
+                self.last_decision = closed
+            return closed
+        if emergency is not None:
+            return emergency
+        if self.profile.interval == "epoch":
+            why = "collecting until the epoch ends"
+        else:
+            why = f"collecting {self._acc.steps}/{self.profile.interval} steps of the interval"
+        return self._decide(reason=why)
+
+    def end_epoch(self) -> Decision:
+        """Close the epoch. With ``interval="epoch"`` this is when decisions happen."""
+        if self.profile.interval != "epoch":
+            return self._decide(reason="epoch end (decisions are every N steps)")
+        return self._close_interval()
+
+    def adopt(self, decision: Decision) -> None:
+        """Take another scheduler's decision as this one's (DDP: rank 0's, on every other rank).
+
+        The batch size, change bookkeeping (cooldown, window restart) and ``last_decision`` follow
+        ``decision`` exactly as if this scheduler had made it.
+        """
+        if not isinstance(decision, Decision):
+            raise DebaConfigError.single("decision", type(decision).__name__, "must be a deba.Decision")
+        if decision.batch_size != self.batch_size:
+            if decision.changed:
+                self._restart_windows()
+                self.state.record_change(decision.batch_size)
+            else:
+                self.state.batch_size = decision.batch_size
+        self.last_decision = decision
+
+    # Internals ----------------------------------------------------------------------------------
+
+    def _count_step(self, obs: Observation) -> Decision | None:
+        """Window a finite step; count a non-finite one (and maybe shrink)."""
+        s = self.state
+        if obs.is_finite:
+            s.nonfinite_consecutive = 0
+            self._acc.add(obs)
+            return None
+        s.nonfinite_total += 1
+        s.nonfinite_consecutive += 1
+        s.interval_nonfinite += 1
+        return self._nonfinite_decision()
+
+    def _decide(self, *, reason: str, score: float | None = None, decided: bool = False,
+                metrics: dict[str, float] | None = None, move: Move | None = None) -> Decision:
+        """The one place a :class:`Decision` is built: a hold, or (with ``move``) a change."""
+        previous = self.batch_size
+        if move is not None and move.batch_size != previous:
+            self._restart_windows()
+            self.state.record_change(move.batch_size)
+            action, decided = move.action, True
+        else:
+            action = "hold"
+        d = Decision(
+            batch_size=self.batch_size, previous_batch_size=previous, changed=self.batch_size != previous,
+            action=action, score=score, reason=reason, lr_factor=self.lr_factor, step=self.state.step,
+            interval=self.state.intervals, decided=decided, metrics=metrics or {},
+        )
+        self.last_decision = d
+        return d
+
+    def _restart_windows(self) -> None:
+        # Rule 2: metrics measured at one batch size are not mixed with another's.
+        for c in self.collectors:
+            c.reset()
+        self._acc.clear()
+
+    def _blocked(self) -> str | None:
+        if self.in_warmup:
+            return f"warmup {self.state.intervals}/{self.profile.warmup} intervals"
+        if self.in_cooldown:
+            return f"cooldown {self.state.intervals_since_change}/{self.profile.cooldown} intervals after a change"
+        return None
+
+    def _nonfinite_decision(self) -> Decision:
+        s = self.state
+        why = f"non-finite loss or gradient at step {s.step} ({s.nonfinite_consecutive} in a row)"
+        if s.nonfinite_consecutive % self.profile.nonfinite_patience != 0:
+            return self._decide(reason=why + "; skipped")
+        blocked = self._blocked()
+        if blocked is not None or self.batch_size <= self.profile.min_batch:
+            return self._decide(reason=why + f"; cannot shrink ({blocked or 'at min_batch'})", decided=True)
+        move = Move(self.policy.shrink_target(self.batch_size), "shrink", why + "; shrinking")
+        return self._decide(reason=move.reason, decided=True, move=move)
+
+    def _feed_interval(self) -> tuple[dict[str, float], float | None, bool]:
+        """Close the open interval into the collectors; the metrics, score and non-finite flag."""
+        agg = self._acc.result()
+        s = self.state
+        had_nonfinite = s.interval_nonfinite > 0
+        self._acc.clear()
+        s.interval_nonfinite = 0
+        s.intervals += 1
+        if s.intervals_since_change is not None:
+            s.intervals_since_change += 1
+        if agg is not None:
+            for c in self.collectors:
+                c.update(agg)
+            s.window_count += 1
+        metrics = self.metrics()
+        if agg is not None and metrics:
+            self.strategy.update(metrics, agg.loss)
+        return metrics, (self._score(metrics) if metrics else None), had_nonfinite
+
+    def _close_interval(self) -> Decision:
+        metrics, score, had_nonfinite = self._feed_interval()
+        held = {"score": score, "decided": True, "metrics": metrics}
+        blocked = self._blocked()
+        if blocked is not None:
+            return self._decide(reason=blocked, **held)
+        if self.state.window_count < self.profile.required_samples or score is None:
+            return self._decide(reason=f"filling window {self.state.window_count}/{self.profile.required_samples}", **held)
+        if self.strategy.calibrating:
+            return self._decide(reason=f"calibrating ({self.strategy.name})", **held)
+        move = self.policy.propose(self.batch_size, score)
+        if move.action == "grow" and had_nonfinite:
+            return self._decide(reason=f"score {score:.3f} but a step was non-finite: no growth", **held)
+        return self._decide(reason=move.reason, move=move if move.action != "hold" else None, **held)
+
+    def _score(self, metrics: dict[str, float]) -> float:
+        value = self.strategy.score(metrics)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= float(value) <= 1.0):
+            raise DebaConfigError.single(
+                f"strategy {self.strategy.name or type(self.strategy).__name__}.score()",
+                value,
+                "must return a float in [0, 1]",
+                remedy="Fix the strategy: scores are 1 for stable, 0 for unstable.",
+            )
+        return float(value)
+
+    # State --------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data; no model, optimizer or data loader."""
+        return {
+            "version": _STATE_VERSION,
+            "profile": self.profile.to_dict(),
+            "initial_batch": self.initial_batch,
+            "strategy": {"name": self.strategy.name, "state": self.strategy.state_dict()},
+            "policy": {"name": self.policy.name, "state": self.policy.state_dict()},
+            "collectors": {c.name: c.state_dict() for c in self.collectors},
+            **self.state.to_dict(),
+            "accumulator": self._acc.state_dict(),
+            "last_decision": None if self.last_decision is None else self.last_decision.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly from :meth:`state_dict` of a scheduler built with the same profile.
+
+        Raises:
+            DebaConfigError: the state is not a DEBA scheduler state, was saved with another
+                profile, strategy, policy or set of collectors, or is malformed.
+        """
+        self._check_compatible(state)
+        try:
+            restored = SchedulerState.from_dict(state)
+            if not self.profile.min_batch <= restored.batch_size <= self.profile.max_batch:
+                raise DebaConfigError.single("state.batch_size", restored.batch_size, "must lie within the profile's bounds")
+            self.initial_batch = int(state.get("initial_batch", self.profile.initial_batch))
+            self.strategy.load_state_dict(state["strategy"].get("state", {}))
+            self.policy.load_state_dict((state.get("policy") or {}).get("state", {}))
+            for c in self.collectors:
+                c.load_state_dict(state["collectors"][c.name])
+            self.state = restored
+            self._acc.load_state_dict(state["accumulator"])
+            last = state["last_decision"]
+            self.last_decision = None if last is None else Decision(**last)
+        except DebaConfigError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DebaConfigError.single("state", type(exc).__name__, f"is malformed ({exc})") from exc
+
+    def _check_compatible(self, state: Any) -> None:
+        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+            raise DebaConfigError.single(
+                "state.version", state.get("version") if isinstance(state, dict) else type(state).__name__,
+                f"must be {_STATE_VERSION} (a BatchScheduler.state_dict())",
+            )
+        saved_profile = state.get("profile")
+        if saved_profile != self.profile.to_dict():
+            name = saved_profile.get("name") if isinstance(saved_profile, dict) else saved_profile
+            raise DebaConfigError.single(
+                "state.profile", name, f"must equal this scheduler's profile ({self.profile.name!r}) to resume",
+                remedy="Build the scheduler with the profile the state was saved with.",
+            )
+        # A state saved before policies existed was made by the stability rule.
+        saved_names = {"strategy": (state.get("strategy") or {}).get("name"),
+                       "policy": (state.get("policy") or {"name": StabilityPolicy.name}).get("name")}
+        for part, mine in (("strategy", self.strategy.name), ("policy", self.policy.name)):
+            saved = saved_names[part]
+            if saved != mine:
+                raise DebaConfigError.single(f"state.{part}.name", saved, f"must equal this scheduler's {part} ({mine!r})")
+        saved_collectors = state.get("collectors") or {}
+        if sorted(saved_collectors) != sorted(c.name for c in self.collectors):
+            raise DebaConfigError.single(
+                "state.collectors", sorted(saved_collectors), f"must be {sorted(c.name for c in self.collectors)}"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchScheduler(profile={self.profile.name!r}, strategy={self.strategy.name!r}, "
+            f"policy={self.policy.name!r}, batch_size={self.batch_size}, step={self.step})"
+        )
+
+
+def _check_collector_names(built: list[MetricCollector]) -> None:
+    seen: set[str] = set()
+    for c in built:
+        if not c.name:
+            raise DebaConfigError.single("collectors", type(c).__name__, "must set a non-empty class attribute `name`")
+        if c.name in seen:
+            raise DebaConfigError.single("collectors", c.name, "appears twice; collector names must be unique")
+        seen.add(c.name)
+    if not built:
+        raise DebaConfigError.single("collectors", [], "must hold at least one collector")

@@ -1,0 +1,61 @@
+"""The scheduler's counters, in one place, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["SchedulerState"]
+
+
+@dataclass
+class SchedulerState:
+    """Where a :class:`deba.BatchScheduler` stands.
+
+    Attributes:
+        batch_size: the global batch size in force.
+        step: optimizer steps observed.
+        intervals: decision intervals closed.
+        window_count: intervals fed into the windows since they last restarted.
+        intervals_since_change: intervals closed since the last change (``None``: no change yet).
+        changes: batch-size changes made.
+        nonfinite_total: non-finite steps seen.
+        nonfinite_consecutive: non-finite steps in a row up to now.
+        interval_nonfinite: non-finite steps in the open interval.
+
+    Example:
+        >>> s = SchedulerState(batch_size=32)
+        >>> SchedulerState.from_dict(s.to_dict()) == s
+        True
+    """
+
+    batch_size: int
+    step: int = 0
+    intervals: int = 0
+    window_count: int = 0
+    intervals_since_change: int | None = None
+    changes: int = 0
+    nonfinite_total: int = 0
+    nonfinite_consecutive: int = 0
+    interval_nonfinite: int = 0
+
+    def record_change(self, batch_size: int) -> None:
+        """A change to ``batch_size``: the cooldown starts, the windows restart (rule 2)."""
+        self.batch_size = batch_size
+        self.changes += 1
+        self.intervals_since_change = 0
+        self.window_count = 0
+        self.interval_nonfinite = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SchedulerState":
+        """The inverse of :meth:`to_dict` (``KeyError``/``TypeError``/``ValueError`` when malformed)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = data[f.name]
+            values[f.name] = None if raw is None and f.name == "intervals_since_change" else int(raw)
+        return cls(**values)

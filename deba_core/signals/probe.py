@@ -1,0 +1,131 @@
+"""One pass over ``.grad`` after backward: total norm, fixed-index sketch, non-finite flag."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from deba.errors import DebaConfigError
+from deba.signals.observation import Observation
+
+__all__ = ["GradientProbe", "GradientSnapshot"]
+
+
+@dataclass(frozen=True)
+class GradientSnapshot:
+    """What the probe read: total L2 norm, the sketch and whether every entry was finite."""
+
+    norm: float
+    sketch: np.ndarray
+    finite: bool
+    params_with_grad: int
+
+
+class GradientProbe:
+    """Reads the gradient once per step, cheaply.
+
+    The sketch samples ``sketch_size`` fixed coordinates of the flattened parameter vector,
+    uniformly (drawn once from ``seed``), so sketches of different steps, micro-batches or ranks
+    are comparable and ``|sketch|^2 * n_params / sketch_size`` estimates ``|grad|^2``. The norm is
+    taken with ``torch._foreach_norm`` per (device, dtype) group - the same fused kernel
+    ``clip_grad_norm_`` uses - and everything comes back to the host in one transfer. Parameters
+    without a gradient are skipped (their sketch entries read 0).
+
+    Args:
+        params: a module or an iterable of parameters (only ``requires_grad`` ones are read).
+        sketch_size: coordinates in the sketch (capped at the parameter count).
+        seed: seed of the coordinate draw; equal seeds give equal sketches on every rank.
+
+    Example:
+        >>> import torch, deba
+        >>> model = torch.nn.Linear(4, 2)
+        >>> probe = deba.GradientProbe(model, sketch_size=8)
+        >>> model(torch.ones(3, 4)).sum().backward()
+        >>> snap = probe.capture()
+        >>> snap.finite, snap.sketch.shape
+        (True, (8,))
+    """
+
+    def __init__(self, params: nn.Module | Iterable[torch.Tensor], sketch_size: int = 512, seed: int = 0) -> None:
+        if isinstance(sketch_size, bool) or not isinstance(sketch_size, int) or sketch_size < 1:
+            raise DebaConfigError.single("sketch_size", sketch_size, "must be an int >= 1")
+        if isinstance(params, nn.Module):
+            params = params.parameters()
+        try:
+            self.params = [p for p in params if isinstance(p, torch.Tensor) and p.requires_grad]
+        except TypeError as exc:
+            raise DebaConfigError.single("params", type(params).__name__, "must be a module or an iterable of tensors") from exc
+        if not self.params:
+            raise DebaConfigError.single("params", 0, "must contain at least one tensor with requires_grad=True")
+        self.n_params = sum(p.numel() for p in self.params)
+        m = min(sketch_size, self.n_params)
+        gen = torch.Generator().manual_seed(int(seed))
+        flat = torch.randint(0, self.n_params, (m,), generator=gen).sort().values
+        offsets = torch.tensor([0] + [p.numel() for p in self.params]).cumsum(0)
+        owner = torch.searchsorted(offsets, flat, right=True) - 1
+        # (param index, local indices on the param's device, position in the sketch)
+        self._groups: list[tuple[int, torch.Tensor, slice]] = []
+        pos = 0
+        for i in owner.unique().tolist():
+            local = flat[owner == i] - offsets[i]
+            n = local.numel()
+            self._groups.append((i, local.to(self.params[i].device), slice(pos, pos + n)))
+            pos += n
+        self.sketch_size = m
+
+    def _norm(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+        for g in grads:
+            groups.setdefault((g.device, g.dtype), []).append(g)
+        parts = []
+        for tensors in groups.values():
+            norms = torch._foreach_norm(tensors)
+            parts.append(torch.linalg.vector_norm(torch.stack(norms).float()))
+        device = grads[0].device
+        return torch.linalg.vector_norm(torch.stack([p.to(device) for p in parts]))
+
+    def sketch(self) -> torch.Tensor:
+        """The sketch of the current ``.grad`` values, as a float32 tensor on the first grad's device."""
+        pieces = []
+        device = self.params[0].device
+        for i, local, _ in self._groups:
+            g = self.params[i].grad
+            if g is None or g.is_sparse:
+                pieces.append(torch.zeros(local.numel(), device=device))
+            else:
+                pieces.append(g.detach().reshape(-1).index_select(0, local).float().to(device))
+        return torch.cat(pieces)
+
+    def capture(self) -> GradientSnapshot:
+        """Norm, sketch and finiteness of the gradients now in ``.grad``."""
+        grads = []
+        for p in self.params:
+            g = p.grad
+            if g is None:
+                continue
+            grads.append(g.detach().coalesce().values() if g.is_sparse else g.detach())
+        if not grads:
+            return GradientSnapshot(0.0, np.zeros(self.sketch_size), True, 0)
+        norm = self._norm(grads)
+        sketch = self.sketch().to(norm.device)
+        both = torch.cat([norm.reshape(1).float(), sketch]).cpu().numpy().astype(np.float64)
+        total = float(both[0])
+        # A NaN or inf anywhere makes the total norm non-finite, so one check covers every entry.
+        return GradientSnapshot(total, both[1:], math.isfinite(total), len(grads))
+
+    def observe(self, loss: float, batch_size: int, **fields) -> Observation:
+        """Capture the gradient and build the step's :class:`Observation`."""
+        snap = self.capture()
+        return Observation(
+            loss=loss,
+            batch_size=batch_size,
+            grad_norm=snap.norm,
+            grad_finite=snap.finite,
+            grad_sketch=snap.sketch,
+            **fields,
+        )

@@ -1,0 +1,114 @@
+"""Manual mode: DEBA inside a training loop you keep, on the shared step engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from deba.control.decision import Decision
+from deba.control.scheduler import BatchScheduler
+from deba.control.scoring import ScoringStrategy
+from deba.errors import DebaConfigError
+from deba.profiles.loading import resolve_profile
+from deba.profiles.schema import ArchitectureProfile
+from deba.signals.probe import GradientProbe
+from deba.training.lr import LRCoupler
+from deba.training.sampler import AdaptiveBatchSampler
+from deba.training.step import StepEngine
+
+__all__ = ["DebaController"]
+
+
+class DebaController:
+    """Manual mode: DEBA inside a training loop you keep.
+
+    Call :meth:`after_backward` after ``loss.backward()``; it probes the gradient, lets the
+    scheduler decide, sets the LR factor that the next ``optimizer.step()`` applies (composing with
+    your LR scheduler) and resizes the sampler. Skip ``optimizer.step()`` when :attr:`step_ok` is
+    false (a non-finite loss or gradient; the gradients are cleared then, so a step that runs
+    anyway changes nothing).
+
+    Args:
+        model: the model being trained.
+        optimizer: its optimizer.
+        sampler: the :class:`deba.AdaptiveBatchSampler` feeding the loader (optional).
+        profile: a profile, a name, a file, or ``"auto"`` (detect from ``model``).
+        strategy: a strategy instance or registered name.
+        seed: seed of the gradient sketch.
+
+    Example:
+        >>> import torch, deba
+        >>> data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> sampler = deba.AdaptiveBatchSampler(data, batch_size=16)
+        >>> loader = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+        >>> ctl = deba.DebaController(model, opt, sampler=sampler, profile="mlp")
+        >>> for x, y in loader:
+        ...     opt.zero_grad()
+        ...     loss = torch.nn.functional.cross_entropy(model(x), y)
+        ...     loss.backward()
+        ...     decision = ctl.after_backward(loss, batch_size=len(y))
+        ...     if ctl.step_ok:
+        ...         opt.step()
+        >>> ctl.scheduler.step
+        4
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        sampler: AdaptiveBatchSampler | None = None,
+        profile: ArchitectureProfile | str = "auto",
+        strategy: ScoringStrategy | str = "equal-weight",
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise DebaConfigError.single("model", type(model).__name__, "must be an nn.Module")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise DebaConfigError.single("optimizer", type(optimizer).__name__, "must be a torch.optim.Optimizer")
+        if sampler is not None and not isinstance(sampler, AdaptiveBatchSampler):
+            raise DebaConfigError.single("sampler", type(sampler).__name__, "must be a deba.AdaptiveBatchSampler")
+        self.profile = resolve_profile(profile, model)
+        self.scheduler = BatchScheduler(self.profile, strategy=strategy)
+        self.probe = GradientProbe(model, sketch_size=self.profile.sketch_size, seed=seed)
+        self.lr = LRCoupler(optimizer, self.scheduler.lr_factor)
+        self.sampler = sampler
+        self.engine = StepEngine(model, self.scheduler, self.probe, coupler=self.lr, sampler=sampler)
+        self.step_ok = True
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size the scheduler wants now."""
+        return self.scheduler.batch_size
+
+    def after_backward(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> Decision:
+        """Observe the step whose gradients are in ``.grad``; returns the decision."""
+        out = self.engine.observe(loss, batch_size, **fields)
+        self.step_ok = out.finite
+        return out.decision
+
+    def end_epoch(self) -> Decision:
+        """Close an epoch (this is when ``interval: epoch`` profiles decide)."""
+        return self.engine.end_epoch()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Scheduler, engine and sampler state (JSON-able)."""
+        return {
+            "scheduler": self.scheduler.state_dict(),
+            "engine": self.engine.state_dict(),
+            "sampler": None if self.sampler is None else self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        if not isinstance(state, dict) or "scheduler" not in state or "engine" not in state:
+            raise DebaConfigError.single("state", type(state).__name__, "must be a DebaController.state_dict()")
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.engine.load_state_dict(state["engine"])
+        if self.sampler is not None and state.get("sampler") is not None:
+            self.sampler.load_state_dict(state["sampler"])

@@ -1,0 +1,460 @@
+"""``deba.fit``: the training loop with DEBA wired in.
+
+``fit`` reads top-down as a list of steps: validate the configuration (:class:`FitConfig`), build
+the run (profile, scheduler, probe, sampler, loader, step engine, history, checkpointer), resume
+if asked, then loop over epochs; each optimizer step is one call of the shared step engine
+(``deba.training.step``) followed by the optimizer step, the LR schedule and the record.
+Checkpoints are written atomically, and ``resume=True`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from deba.control.scheduler import BatchScheduler
+from deba.control.scoring import ScoringStrategy
+from deba.errors import DebaConfigError, DebaError
+from deba.profiles.loading import resolve_profile
+from deba.profiles.schema import ArchitectureProfile
+from deba.signals.probe import GradientProbe
+from deba.training import distributed
+from deba.training.batching import batch_len, move_to
+from deba.training.callbacks import Callback, CallbackList
+from deba.training.checkpoint import (
+    build_state, capture_rng, latest_checkpoint, load_checkpoint, restore_rng, restore_state, save_checkpoint,
+)
+from deba.training.config import FitConfig, as_dataset
+from deba.training.history import HistoryWriter, read_history
+from deba.training.lr import LRCoupler
+from deba.training.sampler import AdaptiveBatchSampler
+from deba.training.step import StepEngine, StepOutcome, loss_of
+
+__all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
+
+
+class NonFiniteTraining(DebaError):
+    """Training kept producing NaN/inf losses or gradients even after shrinking the batch."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: every record of the run, step (``kind == "step"``) and epoch (``kind == "epoch"``);
+            read from ``log_dir/history.jsonl`` when there is one, else the last
+            ``history_in_memory`` records kept in memory.
+        final: final evaluation metrics (``eval_loss``, ``eval_accuracy``) when there is eval data.
+        steps, samples, epochs: totals.
+        wall_time: seconds of training (this process; a resumed run adds to the stored total).
+        profile: the profile used.
+        batch_sizes: distinct batch sizes used, in order of first use.
+        log_dir: where the history was written, if anywhere.
+        stopped_by: ``"epochs"`` or ``"max_samples"``.
+        tail: the records kept in memory (the newest ones).
+    """
+
+    final: dict[str, float]
+    steps: int
+    samples: int
+    epochs: int
+    wall_time: float
+    profile: ArchitectureProfile
+    batch_sizes: list[int] = field(default_factory=list)
+    log_dir: Path | None = None
+    stopped_by: str = ""
+    tail: list[dict[str, Any]] = field(default_factory=list)
+    history_file: Path | None = None
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Every record (from the history file when there is one; else the in-memory tail)."""
+        if self.history_file is not None and self.history_file.exists():
+            return read_history(self.history_file)
+        return list(self.tail)
+
+    def step_records(self) -> list[dict[str, Any]]:
+        """Only the per-step records."""
+        return [r for r in self.history if r.get("kind") == "step"]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Mean loss and (for class logits) accuracy of ``model`` on ``data``.
+
+    Example:
+        >>> import torch, deba
+        >>> m = torch.nn.Linear(2, 2)
+        >>> sorted(deba.evaluate(m, (torch.randn(8, 2), torch.zeros(8, dtype=torch.long)),
+        ...                      torch.nn.functional.cross_entropy))
+        ['eval_accuracy', 'eval_loss']
+    """
+    dataset = as_dataset(data, "eval_data")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count, classified = 0.0, 0, 0, True
+    try:
+        for batch in loader:
+            inputs, targets = move_to(batch, torch.device(device))
+            out = model(inputs)
+            n = batch_len(targets)
+            total_loss += float(loss_fn(out, targets)) * n
+            count += n
+            if isinstance(out, torch.Tensor) and out.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point():
+                correct += int((out.argmax(1) == targets).sum())
+            else:
+                classified = False
+    finally:
+        model.train(was_training)
+    result = {"eval_loss": total_loss / max(count, 1)}
+    if classified:
+        result["eval_accuracy"] = correct / max(count, 1)
+    return result
+
+
+def _progress(total: int | None, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="sample", dynamic_ncols=True, leave=False)
+
+
+class _FitRun:
+    """One ``deba.fit`` run: the pieces it is built from and the loop that drives them."""
+
+    def __init__(self, cfg: FitConfig, dataset: torch.utils.data.Dataset) -> None:
+        self.cfg = cfg
+        self.dataset = dataset
+        self.profile = self._profile()
+        self.device = torch.device(cfg.device) if cfg.device is not None else next(cfg.model.parameters()).device
+        cfg.model.to(self.device)
+        if cfg.reseed:
+            torch.manual_seed(cfg.seed)
+        self.ctx = distributed.context(self.device)
+        self.rank = 0 if self.ctx is None else self.ctx.rank
+        if self.ctx is not None:
+            self.ctx.check_granularity(self.profile.granularity)
+            distributed.broadcast_module(cfg.model)
+        self.scheduler = BatchScheduler(self.profile, strategy=cfg.strategy, strategy_options=cfg.strategy_options)
+        self.sampler = self._sampler()
+        self.loader = self._loader()
+        self.coupler = LRCoupler(cfg.optimizer, self.scheduler.lr_factor)
+        self.engine = StepEngine(
+            cfg.model, self.scheduler, GradientProbe(cfg.model, sketch_size=self.profile.sketch_size, seed=cfg.seed),
+            forward_loss=loss_of(cfg.model, cfg.loss_fn), max_micro_batch=cfg.max_micro_batch or self.profile.max_micro_batch,
+            dist=self.ctx, coupler=self.coupler, sampler=self.sampler,
+        )
+        # Every rank records its own trajectory (rank 0 in history.jsonl), so agreement can be checked.
+        self.history = HistoryWriter(cfg.log_dir, tensorboard=cfg.tensorboard and self.rank == 0, keep=cfg.history_in_memory,
+                                     filename="history.jsonl" if self.rank == 0 else f"history-rank{self.rank}.jsonl")
+        self.callbacks = CallbackList(cfg.callbacks)
+        self.clock = {"epoch": 0, "wall": 0.0, "eval_time": 0.0}
+        self.abort_after = cfg.nonfinite_abort or 3 * self.profile.nonfinite_patience
+        self.last_eval: dict[str, float] = {}
+        self.started = 0.0
+        self.bar = None
+
+    # Building -----------------------------------------------------------------------------------
+
+    def _profile(self) -> ArchitectureProfile:
+        prof = resolve_profile(self.cfg.profile, self.cfg.model)
+        b = self.cfg.fixed_batch
+        if b is not None:
+            prof = prof.replace(min_batch=b, max_batch=b, initial_batch=b, granularity=1)
+        return prof
+
+    def _sampler(self) -> AdaptiveBatchSampler:
+        # Epochs are always finite here; without `epochs` the run goes epoch after epoch until max_samples.
+        return AdaptiveBatchSampler(self.dataset, self.scheduler.batch_size, shuffle=True, seed=self.cfg.seed,
+                                    num_replicas=1 if self.ctx is None else self.ctx.world, rank=self.rank,
+                                    min_last_batch=self.profile.granularity)
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers, collate_fn=self.cfg.collate_fn,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            # Each iter(loader) draws a worker base seed; from its own generator it never moves the
+            # global RNG, so a resumed run (which calls iter() mid-epoch) keeps the same dropout masks.
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )
+
+    # Checkpoints --------------------------------------------------------------------------------
+
+    def resume_or_start(self) -> None:
+        """Continue from the latest checkpoint when ``resume=True`` (and there is one); else start afresh."""
+        cfg = self.cfg
+        folder = latest_checkpoint(cfg.checkpoint_dir) if cfg.resume else None
+        if cfg.resume and folder is None:
+            warnings.warn(f"deba.fit: no checkpoint in {cfg.checkpoint_dir}; starting from the beginning", UserWarning,
+                          stacklevel=3)
+        if folder is None:
+            self.history.start()
+            return
+        weights, state = load_checkpoint(folder, map_location=self.device)
+        restore_state(state, profile=self.profile, scheduler=self.scheduler, engine=self.engine, sampler=self.sampler,
+                      field="checkpoint.profile")
+        self._load_weights(weights, folder)
+        rng = state["rng"]
+        if isinstance(rng, list):  # one state per rank of the run that saved it
+            rng = rng[self.rank] if self.ctx is not None and len(rng) == self.ctx.world else rng[0]
+        restore_rng(rng)
+        self.clock.update(state["clock"])
+        self.history.start(resumed_records=state["history_records"])
+
+    def _load_weights(self, weights: dict[str, Any], folder: Path) -> None:
+        try:
+            self.cfg.model.load_state_dict(weights["model"])
+            self.cfg.optimizer.load_state_dict(weights["optimizer"])
+            if self.cfg.lr_scheduler is not None and weights.get("lr_scheduler") is not None:
+                self.cfg.lr_scheduler.load_state_dict(weights["lr_scheduler"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise DebaConfigError.single("checkpoint", str(folder), f"does not fit this model/optimizer ({exc})") from exc
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint (rank 0 writes; every rank contributes its RNG state)."""
+        cfg = self.cfg
+        if cfg.checkpoint_dir is None:
+            return
+        rng: Any = capture_rng() if self.ctx is None else self.ctx.gather_objects(capture_rng())
+        if self.rank != 0:
+            self.ctx.barrier()  # wait until rank 0 has written it
+            return
+        weights = {"model": cfg.model.state_dict(), "optimizer": cfg.optimizer.state_dict(),
+                   "lr_scheduler": None if cfg.lr_scheduler is None else cfg.lr_scheduler.state_dict()}
+        state = build_state(profile=self.profile, scheduler=self.scheduler, engine=self.engine, sampler=self.sampler,
+                            history_records=self.history.count, world_size=1 if self.ctx is None else self.ctx.world,
+                            rng=rng, clock=dict(self.clock))
+        save_checkpoint(cfg.checkpoint_dir, self.engine.steps, weights, state)
+        if self.ctx is not None:
+            self.ctx.barrier()
+
+    # The loop -----------------------------------------------------------------------------------
+
+    def train(self) -> FitResult:
+        """Epochs until the budget is spent; returns the result."""
+        total = self._budget()
+        self.bar = _progress(total, self.cfg.progress and self.rank == 0)
+        if self.bar is not None:
+            self.bar.update(min(self.engine.samples, total or 0))
+        self.callbacks.on_train_start({"step": self.engine.steps, "samples": self.engine.samples, **self.clock})
+        self.started = time.perf_counter() - self.clock["wall"]
+        self.cfg.model.train()
+        try:
+            stopped_by = self._epochs()
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            self.history.close()
+            self.coupler.remove()
+        return self._result(stopped_by)
+
+    def _budget(self) -> int | None:
+        cfg = self.cfg
+        total = cfg.epochs * len(self.dataset) if cfg.epochs is not None else cfg.max_samples
+        return min(total, cfg.max_samples) if cfg.max_samples is not None and total is not None else total
+
+    def _budget_left(self) -> bool:
+        return self.cfg.max_samples is None or self.engine.samples < self.cfg.max_samples
+
+    def _epochs(self) -> str:
+        while True:
+            if self.sampler.position >= self.sampler.num_samples:
+                self._close_epoch()  # every sample of this epoch was used: close it before anything else
+                continue
+            if self.cfg.epochs is not None and self.sampler.epoch >= self.cfg.epochs:
+                return "epochs"
+            if not self._budget_left():
+                return "max_samples"
+            for batch in self.loader:
+                self._train_step(batch)
+                if not self._budget_left():
+                    break
+
+    def _train_step(self, batch: Any) -> None:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        out = self.engine.run(move_to(batch, self.device), epoch=self.sampler.epoch)
+        if out.finite:
+            cfg.optimizer.step()
+        self.engine.after_optimizer_step()
+        if cfg.lr_scheduler is not None and cfg.lr_scheduler_interval == "step":
+            cfg.lr_scheduler.step()
+        rec = self._step_record(out, t0)
+        self.history.write(rec)
+        self.callbacks.on_step_end(rec, out.decision)
+        if self.bar is not None:
+            score = "-" if out.decision.score is None else f"{out.decision.score:.2f}"
+            self.bar.update(out.samples)
+            self.bar.set_postfix(epoch=self.sampler.epoch, bs=out.samples, score=score, loss=f"{out.obs.loss:.3f}",
+                                 sps=f"{rec['samples_per_s']:.0f}", refresh=False)
+        self._check_nonfinite()
+        if cfg.checkpoint_every and self.engine.steps % cfg.checkpoint_every == 0:
+            self.checkpoint()
+
+    def _step_record(self, out: StepOutcome, t0: float) -> dict[str, Any]:
+        now = time.perf_counter()
+        self.clock["wall"] = now - self.started
+        return out.record(self.sampler.epoch, self.coupler.last_used[0], wall_time=self.clock["wall"],
+                          train_time=self.clock["wall"] - self.clock["eval_time"],
+                          samples_per_s=out.samples / max(now - t0, 1e-9))
+
+    def _check_nonfinite(self) -> None:
+        bad = self.scheduler.nonfinite_consecutive
+        if bad >= self.abort_after:
+            raise NonFiniteTraining(
+                f"step {self.engine.steps}: {bad} consecutive non-finite losses or gradients "
+                f"(batch now {self.scheduler.batch_size}). Check the learning rate (scaled by lr_factor="
+                f"{self.coupler.factor:.3g}), the data for NaN/inf, the loss function, and mixed-precision scaling."
+            )
+
+    def _close_epoch(self) -> None:
+        cfg = self.cfg
+        done_epoch = self.sampler.epoch
+        decision = self.engine.end_epoch()
+        if cfg.lr_scheduler is not None and cfg.lr_scheduler_interval == "epoch":
+            cfg.lr_scheduler.step()
+        self.clock["epoch"] = done_epoch + 1
+        t_eval = time.perf_counter()
+        self.last_eval = evaluate(cfg.model, cfg.eval_data, cfg.loss_fn, device=self.device) if cfg.eval_data is not None else {}
+        self.clock["eval_time"] += time.perf_counter() - t_eval
+        wall = time.perf_counter() - self.started
+        rec = {"kind": "epoch", "epoch": done_epoch, "step": self.engine.steps, "samples": self.engine.samples,
+               "wall_time": wall, "train_time": wall - self.clock["eval_time"], "deba_time": self.engine.deba_seconds,
+               "batch_size": self.scheduler.batch_size, "decision": decision.reason, "changed": decision.changed,
+               **self.last_eval}
+        self.history.write(rec)
+        self.callbacks.on_epoch_end(rec, decision)
+        self.sampler.set_epoch(done_epoch + 1)
+        self.checkpoint()
+
+    def _result(self, stopped_by: str) -> FitResult:
+        cfg = self.cfg
+        if cfg.eval_data is not None and not self.last_eval:
+            self.last_eval = evaluate(cfg.model, cfg.eval_data, cfg.loss_fn, device=self.device)
+        records = self.history.all_records()
+        sizes: list[int] = []
+        for r in records:
+            if r.get("kind") == "step" and r["batch_size"] not in sizes:
+                sizes.append(r["batch_size"])
+        result = FitResult(
+            final=self.last_eval, steps=self.engine.steps, samples=self.engine.samples, epochs=self.clock["epoch"],
+            wall_time=time.perf_counter() - self.started, profile=self.profile, batch_sizes=sizes,
+            log_dir=Path(cfg.log_dir) if cfg.log_dir is not None else None, stopped_by=stopped_by,
+            tail=list(self.history.records), history_file=self.history.path,
+        )
+        if cfg.log_dir is not None and self.rank == 0:
+            Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)
+            self.profile.to_file(Path(cfg.log_dir) / "profile.yaml")
+        self.callbacks.on_train_end(result)
+        return result
+
+
+def fit(
+    model: nn.Module,
+    train_data: Any,
+    *,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    profile: ArchitectureProfile | str = "auto",
+    strategy: ScoringStrategy | str = "equal-weight",
+    epochs: int | None = None,
+    max_samples: int | None = None,
+    eval_data: Any = None,
+    device: str | torch.device | None = None,
+    log_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    seed: int = 0,
+    reseed: bool = True,
+    lr_scheduler: Any = None,
+    lr_scheduler_interval: str = "step",
+    max_micro_batch: int | None = None,
+    num_workers: int = 0,
+    collate_fn: Callable | None = None,
+    nonfinite_abort: int | None = None,
+    fixed_batch: int | None = None,
+    strategy_options: dict[str, Any] | None = None,
+    tensorboard: bool = True,
+    history_in_memory: int = 10_000,
+) -> FitResult:
+    """Train ``model`` with DEBA adapting the batch size.
+
+    Args:
+        model: the model; moved to ``device``.
+        train_data: a map-style dataset yielding ``(inputs, targets)``, or a tuple of tensors.
+        optimizer: its optimizer (base LRs belong to ``profile.initial_batch``).
+        loss_fn: ``loss_fn(outputs, targets)`` -> mean loss.
+        profile: profile, name, file, or ``"auto"`` (architecture detection on ``model``).
+        strategy: scoring strategy instance or name.
+        epochs: epochs to train; with ``None``, ``max_samples`` sets the budget.
+        max_samples: stop once this many samples were trained on.
+        eval_data: evaluated at each epoch end (loss, accuracy).
+        device: defaults to the model's device.
+        log_dir: writes ``history.jsonl`` (and TensorBoard scalars if available); a new run
+            starts the file afresh, a resumed one continues it.
+        checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at epoch end).
+        resume: continue from the latest checkpoint in ``checkpoint_dir``.
+        callbacks: :class:`deba.Callback` instances.
+        progress: show a tqdm progress bar.
+        seed: seeds the sample order, the gradient sketch and the DataLoader's worker seeds.
+        reseed: also call ``torch.manual_seed(seed)`` before training (default), so weight-free
+            randomness such as dropout repeats from run to run. This resets the *global* torch RNG;
+            pass ``reseed=False`` to leave it as you set it.
+        lr_scheduler: a torch LR scheduler stepped every step (or epoch, see
+            ``lr_scheduler_interval``); DEBA's LR factor multiplies its schedule.
+        max_micro_batch: memory cap per forward/backward (default: the profile's).
+        num_workers: DataLoader workers (a batch-size change lands within
+            ``num_workers * prefetch_factor`` batches; sizes are always recorded from ``len(batch)``).
+        nonfinite_abort: consecutive non-finite steps after which training stops with an error
+            (default ``3 * profile.nonfinite_patience``).
+        fixed_batch: run a fixed-batch baseline instead (DEBA observes and logs, never changes).
+        strategy_options: keyword options for a strategy given by name.
+        tensorboard: mirror scalars to TensorBoard under ``log_dir`` when it is installed.
+        history_in_memory: records kept in memory (the full history is in ``log_dir``).
+
+    Returns:
+        FitResult with the history and final metrics.
+
+    Example:
+        >>> import torch, deba
+        >>> x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+        >>> model = torch.nn.Linear(4, 2)
+        >>> res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        ...                loss_fn=torch.nn.functional.cross_entropy, profile="mlp", epochs=1, progress=False)
+        >>> res.samples
+        64
+    """
+    cfg = FitConfig(
+        model=model, optimizer=optimizer, loss_fn=loss_fn, profile=profile, strategy=strategy, epochs=epochs,
+        max_samples=max_samples, eval_data=eval_data, device=device, log_dir=log_dir, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks, progress=progress, seed=seed,
+        reseed=reseed, lr_scheduler=lr_scheduler, lr_scheduler_interval=lr_scheduler_interval,
+        max_micro_batch=max_micro_batch, num_workers=num_workers, collate_fn=collate_fn, nonfinite_abort=nonfinite_abort,
+        fixed_batch=fixed_batch, strategy_options=strategy_options, tensorboard=tensorboard,
+        history_in_memory=history_in_memory,
+    )
+    dataset = as_dataset(train_data, "train_data")
+    run = _FitRun(cfg, dataset)
+    run.resume_or_start()
+    return run.train()

@@ -1,0 +1,295 @@
+"""The step engine: one DEBA optimizer step, written once for every way of training.
+
+``deba.fit``, ``DebaController`` (manual mode) and ``DebaTrainer`` (HF) all call this engine; an
+adapter only translates its framework's hooks into these calls (docs/design.md, "One step"):
+
+1. run the global batch (this rank's shard of it) as micro-batches under the memory cap, reading
+   a gradient sketch after each micro-batch while the gradient is still local;
+2. under DDP, reduce once: the weighted loss and gradient all-reduce, the sketches all-gathered;
+3. read the gradient (norm, sketch, finiteness) and build the :class:`deba.Observation`;
+4. let the scheduler decide; under DDP rank 0's decision reaches every rank (``adopt``);
+5. set the LR factor the optimizer step of *this* batch uses: the one of the decision in force
+   when it was drawn (``Decision.lr_factor``); the new decision's factor applies from the next step;
+6. resize the sampler and count the samples.
+
+The caller then runs (or skips, for a non-finite step) ``optimizer.step()`` and calls
+:meth:`StepEngine.after_optimizer_step`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from deba.control.decision import Decision
+from deba.control.scheduler import BatchScheduler
+from deba.errors import DebaConfigError
+from deba.signals.observation import Observation
+from deba.signals.probe import GradientProbe
+from deba.training.batching import MicroBatchResult, call_model, run_micro_batches
+from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
+from deba.training.history import step_record
+from deba.training.lr import LRCoupler
+from deba.training.sampler import AdaptiveBatchSampler
+
+__all__ = ["StepEngine", "StepOutcome", "loss_of"]
+
+
+def loss_of(model: nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[Any], torch.Tensor]:
+    """``forward_loss(micro)`` for ``(inputs, targets)`` batches: ``loss_fn(model(inputs), targets)``."""
+
+    def forward_loss(micro: Any) -> torch.Tensor:
+        if not isinstance(micro, (tuple, list)) or len(micro) != 2:
+            raise DebaConfigError.single("batch", type(micro).__name__, "must be (inputs, targets)")
+        return loss_fn(call_model(model, micro[0]), micro[1])
+
+    return forward_loss
+
+
+@dataclass
+class StepOutcome:
+    """What one step of the engine produced.
+
+    Attributes:
+        obs: the step's observation (global: all ranks together).
+        decision: the decision in force from the next step on (rank 0's under DDP).
+        result: this rank's micro-batch run (``None`` in manual mode, where the user ran backward).
+        samples: samples of this step, all ranks together.
+        step: the engine's step count after this step.
+        total_samples: the engine's sample count after this step.
+        lr_factor: the LR factor this step's optimizer step uses.
+        seconds: wall time of the step inside the engine.
+    """
+
+    obs: Observation
+    decision: Decision
+    result: MicroBatchResult | None
+    samples: int
+    step: int
+    total_samples: int
+    lr_factor: float
+    seconds: float
+
+    @property
+    def finite(self) -> bool:
+        """Whether the loss and gradient were finite (a non-finite step is skipped)."""
+        return self.obs.is_finite
+
+    def record(self, epoch: int | None, lr: float | None, **extra: Any) -> dict[str, Any]:
+        """The step's history record (one line of ``history.jsonl``)."""
+        return step_record(self.step, epoch, self.total_samples, self.obs, self.decision, self.result,
+                           lr=lr if self.finite else None, lr_factor=self.lr_factor, **extra)
+
+
+class StepEngine:
+    """Runs DEBA's part of every optimizer step (see the module docstring for the order).
+
+    Args:
+        model: the model (its parameters are probed; under DDP the plain or DDP-wrapped module).
+        scheduler: the batch scheduler.
+        probe: the gradient probe over the model's parameters.
+        forward_loss: ``forward_loss(micro_batch) -> mean loss`` (see :func:`loss_of`); not
+            needed in manual mode.
+        backward: ``backward(loss)``; default ``loss.backward()`` (HF passes accelerate's).
+        max_micro_batch: samples per forward/backward on this rank (``None``: no cap); lowered for
+            good after an out-of-memory retry.
+        dist: the distributed context (``None`` in one process).
+        coupler: the LR coupler of the optimizer (``None``: DEBA leaves the LR alone).
+        sampler: the adaptive sampler to resize (``None``: the caller resizes).
+        no_sync: context manager keeping gradients local under DDP (default: ``model.no_sync``
+            for a DDP model).
+
+    Example:
+        >>> import torch, deba
+        >>> from deba.training.step import StepEngine, loss_of
+        >>> model = torch.nn.Linear(3, 2)
+        >>> sched = deba.BatchScheduler("generic")
+        >>> engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
+        ...                     forward_loss=loss_of(model, torch.nn.functional.cross_entropy), max_micro_batch=2)
+        >>> out = engine.run((torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])))
+        >>> out.result.micro_sizes, out.samples, engine.samples
+        ([2, 2, 1], 5, 5)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        scheduler: BatchScheduler,
+        probe: GradientProbe,
+        *,
+        forward_loss: Callable[[Any], torch.Tensor] | None = None,
+        backward: Callable[[torch.Tensor], None] | None = None,
+        max_micro_batch: int | None = None,
+        dist: DistributedContext | None = None,
+        coupler: LRCoupler | None = None,
+        sampler: AdaptiveBatchSampler | None = None,
+        no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise DebaConfigError.single("model", type(model).__name__, "must be an nn.Module")
+        if forward_loss is not None and not callable(forward_loss):
+            raise DebaConfigError.single("forward_loss", forward_loss, "must be callable as forward_loss(micro_batch)")
+        if max_micro_batch is not None and (isinstance(max_micro_batch, bool) or not isinstance(max_micro_batch, int)
+                                            or max_micro_batch < 1):
+            raise DebaConfigError.single("max_micro_batch", max_micro_batch, "must be an int >= 1 or None")
+        self.model = model
+        self.scheduler = scheduler
+        self.probe = probe
+        self.forward_loss = forward_loss
+        self.backward = backward
+        self.max_micro_batch = max_micro_batch
+        self.dist = dist
+        self.coupler = coupler
+        self.sampler = sampler
+        self.no_sync = no_sync or (lambda: local_no_sync(model))
+        self.steps = 0
+        self.samples = 0
+        self.deba_seconds = 0.0
+        self.oom_events: list[dict[str, int]] = []
+        last = scheduler.last_decision
+        self.lr_factor = last.lr_factor if last is not None else scheduler.lr_factor
+        if sampler is not None:
+            sampler.batch_size = scheduler.batch_size
+
+    # The step -----------------------------------------------------------------------------------
+
+    def run(self, batch: Any, *, epoch: int | None = None) -> StepOutcome:
+        """Forward and backward ``batch`` (this rank's shard), observe, decide; gradients stay in ``.grad``."""
+        if self.forward_loss is None:
+            raise DebaConfigError.single("forward_loss", None, "is needed to run a step (manual mode uses observe())")
+        t0 = time.perf_counter()
+        self.model.zero_grad(set_to_none=True)
+        if self.dist is None:
+            result = self._micro_batches(batch, no_sync=None)
+            obs = self._observation(result.loss, result.samples, result.micro_sketches, result.sketch_sizes, epoch)
+        else:
+            result, obs = self._distributed(batch, epoch)
+        return self._conclude(obs, result, t0)
+
+    def observe(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> StepOutcome:
+        """Manual mode: the user ran backward on ``batch_size`` samples; observe ``.grad`` and decide."""
+        t0 = time.perf_counter()
+        value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else loss
+        where = {"step": self.steps + 1, "samples": self.samples + batch_size, **fields}
+        obs = self.probe.observe(value, batch_size, **where)
+        return self._conclude(obs, None, t0)
+
+    def end_epoch(self) -> Decision:
+        """Close the epoch in the scheduler (``interval: epoch`` decides here); resizes the sampler."""
+        decision = self._agree(self.scheduler.end_epoch())
+        self.lr_factor = decision.lr_factor
+        if self.sampler is not None:
+            self.sampler.batch_size = decision.batch_size
+        return decision
+
+    def after_optimizer_step(self) -> None:
+        """After ``optimizer.step()`` (or its skip): under DDP every rank takes rank 0's buffers (as DDP does)."""
+        if self.dist is not None:
+            broadcast_module(self.model, buffers_only=True)
+
+    # Pieces of a step ---------------------------------------------------------------------------
+
+    def _micro_batches(self, batch: Any, no_sync: Any) -> MicroBatchResult:
+        result = run_micro_batches(
+            None, batch, cap=self.max_micro_batch, forward_loss=self.forward_loss, backward=self.backward,
+            sketch=self._timed_sketch, no_sync=no_sync, zero_grad=lambda: self.model.zero_grad(set_to_none=True),
+        )
+        if result.oom_events:
+            # Out of memory after growth: keep the lowered cap for the following steps.
+            self.max_micro_batch = result.cap
+            self.oom_events.extend(result.oom_events)
+        return result
+
+    def _distributed(self, batch: Any, epoch: int | None) -> tuple[MicroBatchResult, Observation]:
+        """This rank's shard with local gradients, then one reduction and one shared observation."""
+        ctx = self.dist
+        with self.no_sync():
+            result = self._micro_batches(batch, no_sync=None)
+        t0 = time.perf_counter()
+        n_local = result.samples
+        if result.micro_sketches:
+            sketches, sizes = result.micro_sketches, result.sketch_sizes
+        else:  # one micro-batch: the shard's own (still local) gradient is this rank's estimate
+            sketches, sizes = [self.probe.sketch().double().cpu().numpy()], [n_local]
+        loss_sum, n_total = ctx.sum([result.loss * n_local, float(n_local)])
+        # Weighted by shard size, so unequal shards (an epoch's tail) still give the global mean.
+        allreduce_gradients(self.probe.params, ctx.world, weight=n_local, total=n_total)
+        all_sketches, all_sizes = ctx.gather_sketches(sketches, sizes, self.probe.sketch_size)
+        self.deba_seconds += time.perf_counter() - t0
+        obs = self._observation(loss_sum / n_total, int(round(n_total)), all_sketches, all_sizes, epoch)
+        return result, obs
+
+    def _observation(self, loss: float, n: int, sketches: list, sizes: list[int], epoch: int | None) -> Observation:
+        t0 = time.perf_counter()
+        snap = self.probe.capture()  # under DDP the reduced gradient: the same on every rank
+        self.deba_seconds += time.perf_counter() - t0
+        independent = len(sketches) >= 2
+        return Observation(
+            loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite, grad_sketch=snap.sketch,
+            micro_sketches=sketches if independent else None, micro_sizes=sizes if independent else None,
+            step=self.steps + 1, epoch=epoch, samples=self.samples + n,
+        )
+
+    def _conclude(self, obs: Observation, result: MicroBatchResult | None, t0: float) -> StepOutcome:
+        """Decide, agree, set the LR factor of this step, resize the sampler, count."""
+        t_obs = time.perf_counter()
+        applied = self.lr_factor  # this batch was drawn under the decision in force before it
+        if self.coupler is not None:
+            self.coupler.factor = applied
+        decision = self._agree(self.scheduler.observe(obs))
+        self.lr_factor = decision.lr_factor
+        if not obs.is_finite:
+            # Clear the gradients: an optimizer step that runs anyway (HF) then changes nothing.
+            self.model.zero_grad(set_to_none=True)
+        n = obs.batch_size
+        self.steps += 1
+        self.samples += n
+        if self.sampler is not None:
+            self.sampler.batch_size = decision.batch_size
+            self.sampler.mark_consumed(n)
+        self.deba_seconds += time.perf_counter() - t_obs
+        return StepOutcome(obs, decision, result, n, self.steps, self.samples, applied, time.perf_counter() - t0)
+
+    def _agree(self, decision: Decision) -> Decision:
+        """Rank 0's decision on every rank (the others computed the same from the same inputs)."""
+        if self.dist is None:
+            return decision
+        agreed = self.dist.broadcast_decision(decision)
+        if agreed != decision:
+            warnings.warn(f"DEBA: rank {self.dist.rank} decided {decision.batch_size}, rank 0 "
+                          f"{agreed.batch_size}; following rank 0", RuntimeWarning, stacklevel=3)
+            self.scheduler.adopt(agreed)
+        return agreed
+
+    def _timed_sketch(self) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out = self.probe.sketch()
+        self.deba_seconds += time.perf_counter() - t0
+        return out
+
+    # State --------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The engine's counters and the LR factor in force (JSON-able)."""
+        return {"steps": self.steps, "samples": self.samples, "lr_factor": self.lr_factor,
+                "max_micro_batch": self.max_micro_batch, "oom_events": list(self.oom_events),
+                "deba_seconds": self.deba_seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        try:
+            self.steps = int(state["steps"])
+            self.samples = int(state["samples"])
+            self.lr_factor = float(state["lr_factor"])
+            cap = state.get("max_micro_batch")
+            self.max_micro_batch = None if cap is None else int(cap)
+            self.oom_events = list(state.get("oom_events", []))
+            self.deba_seconds = float(state.get("deba_seconds", 0.0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DebaConfigError.single("state.engine", type(exc).__name__, f"is malformed ({exc})") from exc

@@ -172,7 +172,7 @@ class CollectorConformance:
         c = self.make()
         for o in self.observations(self.window * 10):
             c.update(o)
-        expect(c.count <= self.window, 'expected: c.count <= self.window')
+        expect(c.count is None or c.count <= self.window, 'expected: c.count <= self.window (when reported)')
         size_full = len(json.dumps(c.state_dict()))
         for o in self.observations(self.window * 10, seed=1):
             c.update(o)
@@ -190,7 +190,7 @@ class CollectorConformance:
             Observation(loss=float("inf"), batch_size=8, grad_norm=float("nan"), grad_finite=False),
         ):
             c.update(bad)
-        expect(c.count == before, 'expected: c.count == before')
+        expect(c.count == before, 'expected: c.count unchanged by non-finite observations (when reported)')
         expect(c.value() == value, 'expected: c.value() == value')
         expect(c.nonfinite >= 1, 'expected: c.nonfinite >= 1')
 
@@ -199,7 +199,7 @@ class CollectorConformance:
         for o in self.observations(self.window):
             c.update(o)
         c.reset()
-        expect(c.count == 0 and c.value() is None, 'expected: c.count == 0 and c.value() is None')
+        expect(c.count in (None, 0) and c.value() is None, 'expected: c.value() is None (and c.count == 0 when reported)')
 
     def test_state_round_trips_through_json(self) -> None:
         a = self.make()

@@ -76,9 +76,14 @@ def echo_scheduler(profile: deba.ArchitectureProfile, by_instance: bool = True) 
             profile, strategy=EchoStrategy(profile),
             collectors=[LastLossCollector(window=profile.window, min_samples=profile.required_samples)],
         )
-    deba.registry.register("strategies", "echo", EchoStrategy, override=True)
-    deba.registry.register("collectors", "last_loss", LastLossCollector, override=True)
-    return deba.BatchScheduler(profile, strategy="echo", collectors=["last_loss"])
+    deba.registry.register("strategies", "echo", EchoStrategy, expected=deba.ScoringStrategy)
+    deba.registry.register("collectors", "last_loss", LastLossCollector, expected=deba.MetricCollector)
+    try:
+        return deba.BatchScheduler(profile, strategy="echo", collectors=["last_loss"])
+    finally:
+        # The process-wide registry is left as the test found it.
+        deba.registry.unregister("strategies", "echo")
+        deba.registry.unregister("collectors", "last_loss")
 
 
 def obs(loss: float, batch: int = 8, finite: bool = True) -> deba.Observation:

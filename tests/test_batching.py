@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import deba
-from deba.adapters.torch import TorchAdapter
+from deba.training.step import StepEngine, loss_of
 from deba.training.batching import run_micro_batches, split_sizes
 
 
@@ -29,11 +29,17 @@ def test_accumulated_gradient_equals_full_batch_gradient(cap):
     assert res.loss == pytest.approx(nn.functional.cross_entropy(model(x), y).item(), abs=1e-5)
 
 
+def _engine(model: nn.Module, max_micro_batch: int) -> StepEngine:
+    return StepEngine(model, deba.BatchScheduler("generic"), deba.GradientProbe(model, 8),
+                      forward_loss=loss_of(model, nn.functional.cross_entropy), max_micro_batch=max_micro_batch)
+
+
 def test_micro_batches_give_independent_gradient_estimates():
     torch.manual_seed(0)
     model = nn.Linear(4, 2)
-    adapter = TorchAdapter(model, nn.functional.cross_entropy, deba.GradientProbe(model, 8), max_micro_batch=8)
-    res, obs = adapter.forward_backward((torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    engine = _engine(model, max_micro_batch=8)
+    out = engine.run((torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    obs = out.obs
     assert len(obs.micro_sketches) == 4 and obs.micro_sizes == (8, 8, 8, 8)
     # the size-weighted mean of the micro estimates is the full gradient's sketch
     mean = sum(s * 8 for s in obs.micro_sketches) / 32
@@ -63,10 +69,11 @@ def test_out_of_memory_lowers_the_cap_and_reruns_without_losing_samples():
     reference = nn.Linear(5, 3)
     reference.load_state_dict(model.lin.state_dict())
     nn.functional.cross_entropy(reference(x), y).backward()
-    adapter = TorchAdapter(model, nn.functional.cross_entropy, deba.GradientProbe(model, 8), max_micro_batch=40)
-    res, obs = adapter.forward_backward((x, y))
+    engine = _engine(model, max_micro_batch=40)
+    res = engine.run((x, y)).result
     assert res.oom_events and res.oom_events[0]["failed_micro_batch"] == 40
-    assert adapter.max_micro_batch <= 10, "the lowered cap is kept for later steps"
+    assert engine.max_micro_batch <= 10, "the lowered cap is kept for later steps"
+    assert engine.oom_events == res.oom_events and engine.state_dict()["max_micro_batch"] == engine.max_micro_batch
     assert sum(res.micro_sizes) == 40 and sum(model.seen) == 40, "no sample lost or seen twice"
     assert torch.allclose(model.lin.weight.grad, reference.weight.grad, atol=1e-5)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import deba
-from helpers import obs
 
 
 def test_deba_plugins_lists_it_with_its_distribution():
@@ -20,8 +21,15 @@ def test_scheduler_uses_it_by_name():
     assert type(sched.strategy).__module__ == "deba_example_strategy"
     # worst-metric: one unstable metric is enough to score low
     assert sched.strategy.score({"loss_variation": 1e6, "grad_norm_variation": 0.0}) < 0.01
-    for _ in range(3):
-        sched.observe(obs(1.0, sched.batch_size))
+    # Driven by name through a whole decision cycle, its score is what the scheduler decides on.
+    profile = deba.load_profile("generic").replace(interval=1, window=3, min_samples=2, warmup=0, cooldown=0)
+    sched = deba.BatchScheduler(profile, strategy="worst-metric")
+    decisions = [sched.observe(deba.Observation(loss=1.0 + 0.1 * i, batch_size=sched.batch_size, grad_norm=1.0 + i % 2))
+                 for i in range(6)]
+    scored = [d for d in decisions if d.score is not None]
+    assert len(scored) >= 3, "the plugin scored every decision once the windows held enough"
+    for d in scored:
+        assert d.score == pytest.approx(sched.strategy.score(d.metrics))
 
 
 def test_its_source_is_under_30_lines_of_code():

@@ -76,10 +76,23 @@ def test_broken_plugin_is_named_with_its_distribution_and_chained():
      ("profiles", lambda: 3), ("adapters", 5)],
 )
 def test_wrong_type_is_a_plugin_error(kind, obj):
+    expected = {"strategies": deba.ScoringStrategy, "collectors": deba.MetricCollector,
+                "profiles": deba.ArchitectureProfile, "adapters": deba.FrameworkAdapter}[kind]
     reg = make_registry(FakeEP("odd", "m:odd", f"deba.{kind}", "odd-dist", obj=obj))
     with pytest.raises(deba.DebaPluginError, match="odd-dist") as info:
-        reg.load(kind, "odd")
+        reg.load(kind, "odd", expected)
     assert isinstance(info.value.__cause__, TypeError)
+    assert expected.__name__ in str(info.value), "the message names the type the caller expected"
+
+
+def test_the_registry_is_generic_the_caller_says_what_it_expects():
+    reg = make_registry(FakeEP("thing", "m:thing", "deba.adapters", "d", obj=42))
+    assert reg.load("adapters", "thing") == 42, "without an expected type nothing is checked"
+    with pytest.raises(deba.DebaPluginError, match="deba.FrameworkAdapter"):
+        reg.load("adapters", "thing", deba.FrameworkAdapter)
+    reg2 = make_registry(FakeEP("p", "m:p", "deba.strategies", "d", obj=lambda: EqualWeightStrategy))
+    with pytest.raises(deba.DebaPluginError, match="must be a class"):
+        reg2.create("strategies", "p", profile=deba.load_profile("generic"))
 
 
 def test_duplicate_name_from_two_distributions_names_both():
@@ -112,7 +125,8 @@ def test_profiles_group_accepts_values_and_callables():
         FakeEP("value", "m:P", "deba.profiles", "d", obj=p),
         FakeEP("factory", "m:f", "deba.profiles", "d", obj=lambda: p),
     )
-    assert reg.load("profiles", "value") == p == reg.load("profiles", "factory")
+    expected = deba.ArchitectureProfile
+    assert reg.load("profiles", "value", expected) == p == reg.load("profiles", "factory", expected)
 
 
 def test_runtime_register_conflicts_and_override():
@@ -130,7 +144,7 @@ def test_runtime_register_conflicts_and_override():
     reg.register("strategies", "taken", Mine, override=True)
     assert reg.load("strategies", "taken") is Mine
     with pytest.raises(deba.DebaPluginError):
-        reg.register("strategies", "bad", int)
+        reg.register("strategies", "bad", int, expected=deba.ScoringStrategy)
     reg.unregister("strategies", "mine")
     assert "mine" not in reg.available("strategies")
 

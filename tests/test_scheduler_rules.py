@@ -20,16 +20,16 @@ from helpers import echo_scheduler, obs, profiles
 # One event: a step with a loss (or a non-finite step), or the end of an epoch.
 events = st.lists(
     st.one_of(
-        st.tuples(st.just("step"), st.floats(0.0, 1.0), st.booleans().map(lambda b: b or True)),
-        st.tuples(st.just("bad"), st.just(0.0), st.just(False)),
-        st.tuples(st.just("epoch"), st.just(0.0), st.just(True)),
+        st.tuples(st.just("step"), st.floats(0.0, 1.0)),
+        st.tuples(st.just("bad"), st.just(0.0)),
+        st.tuples(st.just("epoch"), st.just(0.0)),
     ),
     max_size=60,
 )
 
 
 def feed(sched: deba.BatchScheduler, event) -> deba.Decision:
-    kind, loss, _ = event
+    kind, loss = event
     if kind == "epoch":
         return sched.end_epoch()
     return sched.observe(obs(loss, sched.batch_size, finite=(kind == "step")))
@@ -59,14 +59,14 @@ def test_rule2_cooldown_and_window_restart(profile, evs):
                 assert sched.intervals - last_change_interval > profile.cooldown
             last_change_interval = sched.intervals
             assert all(c.count == 0 for c in sched.collectors), "windows must restart after a change"
-            assert sched.window_count == 0
+            assert sched.state.window_count == 0
 
 
 @given(profiles(), events)
 def test_rule3_warmup_and_min_samples(profile, evs):
     sched = echo_scheduler(profile)
     for e in evs:
-        before_window = sched.window_count
+        before_window = sched.state.window_count
         d = feed(sched, e)
         if d.changed:
             assert sched.intervals >= profile.warmup

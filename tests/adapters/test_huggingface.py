@@ -135,7 +135,7 @@ def test_resume_from_checkpoint_continues_exactly(task, tmp_path):
     resumed = c.deba_history()
     assert [r["batch_size"] for r in resumed] == [r["batch_size"] for r in full]
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in full], rel=1e-6, abs=1e-7)
-    consumed = state["samples"] - 4 * 0  # samples consumed before the checkpoint (all in the first epochs)
+    consumed = state["engine"]["samples"]  # samples consumed before the checkpoint (all in the first epochs)
     assert resumed_ds.fetched == straight_ds.fetched[consumed:], "same sample order as the uninterrupted run"
     assert c.deba_samples == a.deba_samples == 4 * len(train_ds)
 

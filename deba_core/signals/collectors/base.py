@@ -14,8 +14,9 @@ __all__ = ["MetricCollector"]
 class MetricCollector(ABC):
     """Turns a stream of observations into one dimensionless number over a sliding window.
 
-    Subclasses set ``name`` (the key strategies see) and implement the abstract methods. Memory
-    must stay O(window). Non-finite inputs are counted in ``nonfinite`` and never enter a window.
+    Subclasses set ``name`` (the key strategies see) and implement the five abstract methods
+    (``update``, ``value``, ``reset``, ``state_dict``, ``load_state_dict``); ``count`` is optional.
+    docs/plugins.md states the same contract. Memory must stay O(window). Non-finite inputs are counted in ``nonfinite`` and never enter a window.
     ``value()`` is ``None`` until the window holds ``min_samples`` observations.
 
     Args:
@@ -64,9 +65,12 @@ class MetricCollector(ABC):
         """Restore what :meth:`state_dict` returned."""
 
     @property
-    @abstractmethod
-    def count(self) -> int:
-        """Observations currently in the window."""
+    def count(self) -> int | None:
+        """Observations currently in the window, when the collector reports it (default ``None``).
+
+        Optional: the scheduler never needs it; ``deba.testing`` checks it only when it is a number.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(window={self.window}, min_samples={self.min_samples})"

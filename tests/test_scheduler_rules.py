@@ -1,4 +1,4 @@
-"""Properties of the scheduler: DESIGN.md rules 1-6, each pinned down with Hypothesis.
+"""Properties of the scheduler: docs/design.md rules 1-6, each pinned down with Hypothesis.
 
 The score is dictated through the loss (score = 1 - loss, see helpers.EchoStrategy), so every
 property can drive the scheduler into growth, shrinkage, cooldown and non-finite paths.

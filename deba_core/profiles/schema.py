@@ -25,7 +25,7 @@ __all__ = [
     "Rule",
 ]
 
-#: The three signals of DESIGN.md, in the order they are reported.
+#: The three signals of docs/design.md, in the order they are reported.
 DEFAULT_METRICS: tuple[str, ...] = ("grad_variance", "grad_norm_variation", "loss_variation")
 
 FAMILIES: tuple[str, ...] = (

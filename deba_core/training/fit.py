@@ -411,21 +411,18 @@ def fit(
         max_samples: stop once this many samples were trained on.
         eval_data: evaluated at each epoch end (loss, accuracy).
         device: defaults to the model's device.
-        log_dir: writes ``history.jsonl`` (and TensorBoard scalars if available); a new run
-            starts the file afresh, a resumed one continues it.
+        log_dir: writes ``history.jsonl`` (new run: afresh; resumed: continued) and TensorBoard scalars.
         checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at epoch end).
         resume: continue from the latest checkpoint in ``checkpoint_dir``.
         callbacks: :class:`deba.Callback` instances.
         progress: show a tqdm progress bar.
         seed: seeds the sample order, the gradient sketch and the DataLoader's worker seeds.
-        reseed: also call ``torch.manual_seed(seed)`` before training (default), so weight-free
-            randomness such as dropout repeats from run to run. This resets the *global* torch RNG;
-            pass ``reseed=False`` to leave it as you set it.
+        reseed: also call ``torch.manual_seed(seed)`` (resets the *global* torch RNG, so dropout
+            repeats from run to run); ``False`` leaves the global RNG as you set it.
         lr_scheduler: a torch LR scheduler stepped every step (or epoch, see
             ``lr_scheduler_interval``); DEBA's LR factor multiplies its schedule.
         max_micro_batch: memory cap per forward/backward (default: the profile's).
-        num_workers: DataLoader workers (a batch-size change lands within
-            ``num_workers * prefetch_factor`` batches; sizes are always recorded from ``len(batch)``).
+        num_workers: DataLoader workers (a change lands within ``num_workers * prefetch_factor`` batches).
         nonfinite_abort: consecutive non-finite steps after which training stops with an error
             (default ``3 * profile.nonfinite_patience``).
         fixed_batch: run a fixed-batch baseline instead (DEBA observes and logs, never changes).
@@ -438,22 +435,13 @@ def fit(
 
     Example:
         >>> import torch, deba
-        >>> x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
-        >>> model = torch.nn.Linear(4, 2)
-        >>> res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        ...                loss_fn=torch.nn.functional.cross_entropy, profile="mlp", epochs=1, progress=False)
-        >>> res.samples
+        >>> m = torch.nn.Linear(4, 2)
+        >>> deba.fit(m, (torch.randn(64, 4), torch.randint(0, 2, (64,))), optimizer=torch.optim.SGD(m.parameters(), lr=0.1),
+        ...          loss_fn=torch.nn.functional.cross_entropy, profile="mlp", epochs=1, progress=False).samples
         64
     """
-    cfg = FitConfig(
-        model=model, optimizer=optimizer, loss_fn=loss_fn, profile=profile, strategy=strategy, epochs=epochs,
-        max_samples=max_samples, eval_data=eval_data, device=device, log_dir=log_dir, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks, progress=progress, seed=seed,
-        reseed=reseed, lr_scheduler=lr_scheduler, lr_scheduler_interval=lr_scheduler_interval,
-        max_micro_batch=max_micro_batch, num_workers=num_workers, collate_fn=collate_fn, nonfinite_abort=nonfinite_abort,
-        fixed_batch=fixed_batch, strategy_options=strategy_options, tensorboard=tensorboard,
-        history_in_memory=history_in_memory,
-    )
+    options = dict(locals())  # every keyword above, by name
+    cfg = FitConfig(**{k: v for k, v in options.items() if k != "train_data"})
     dataset = as_dataset(train_data, "train_data")
     run = _FitRun(cfg, dataset)
     run.resume_or_start()

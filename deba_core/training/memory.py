@@ -84,6 +84,27 @@ def find_max_micro_batch(
     if not 0 < budget_fraction <= 1:
         raise DebaConfigError.single("budget_fraction", budget_fraction, "must be in (0, 1]")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
+    make = _batch_maker(sample_batch, dev)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        budget = memory_budget if memory_budget is not None else int(free * budget_fraction)
+        return _largest_fitting_on_cuda(model, make, loss_fn, dev, budget, upper)
+    budget = memory_budget if memory_budget is not None else int(available_ram_bytes() * budget_fraction)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    fixed = param_bytes * (2 + optimizer_state_per_param)  # weights, grads, optimizer state
+    probe_n = min(max(batch_len(sample_batch), 2), 8)
+    per_sample = saved_activation_bytes(model, make(probe_n), loss_fn) / probe_n
+    room = budget - fixed
+    if room <= per_sample:
+        raise DebaConfigError.single(
+            "memory_budget", budget, f"leaves no room for activations ({fixed} bytes for parameters and state)"
+        )
+    # Activations are saved once and their gradients live alongside during backward: count twice.
+    return int(max(1, min(upper, room // max(2 * per_sample, 1))))
+
+
+def _batch_maker(sample_batch: Any, dev: torch.device) -> Callable[[int], Any]:
+    """``make(n)``: ``n`` samples on ``dev``, made by repeating ``sample_batch``."""
     n0 = batch_len(sample_batch)
 
     def make(n: int) -> Any:
@@ -100,44 +121,33 @@ def find_max_micro_batch(
 
         return move_to(rep(sample_batch), dev)
 
-    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    fixed = param_bytes * (2 + optimizer_state_per_param)  # weights, grads, optimizer state
+    return make
 
-    if dev.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(dev)
-        budget = memory_budget if memory_budget is not None else int(free * budget_fraction)
 
-        def fits(n: int) -> bool:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(dev)
-            base = torch.cuda.memory_allocated(dev)
-            try:
-                saved_activation_bytes(model, make(n), loss_fn)
-            except Exception as exc:  # noqa: BLE001
-                if is_out_of_memory(exc):
-                    model.zero_grad(set_to_none=True)
-                    return False
-                raise
-            return torch.cuda.max_memory_allocated(dev) - base <= budget
+def _largest_fitting_on_cuda(model: nn.Module, make: Callable[[int], Any], loss_fn: Any, dev: torch.device,
+                             budget: int, upper: int) -> int:
+    """Doubling then bisection on the measured peak of one forward/backward."""
 
-        lo, hi = 0, 1
-        while hi <= upper and fits(hi):
-            lo, hi = hi, hi * 2
-        hi = min(hi, upper + 1)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-        if lo < 1:
-            raise DebaConfigError.single("memory_budget", budget, "does not fit even one sample")
-        return lo
+    def fits(n: int) -> bool:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        try:
+            saved_activation_bytes(model, make(n), loss_fn)
+        except Exception as exc:  # noqa: BLE001
+            if is_out_of_memory(exc):
+                model.zero_grad(set_to_none=True)
+                return False
+            raise
+        return torch.cuda.max_memory_allocated(dev) - base <= budget
 
-    budget = memory_budget if memory_budget is not None else int(available_ram_bytes() * budget_fraction)
-    probe_n = min(max(n0, 2), 8)
-    per_sample = saved_activation_bytes(model, make(probe_n), loss_fn) / probe_n
-    room = budget - fixed
-    if room <= per_sample:
-        raise DebaConfigError.single(
-            "memory_budget", budget, f"leaves no room for activations ({fixed} bytes for parameters and state)"
-        )
-    # Activations are saved once and their gradients live alongside during backward: count twice.
-    return int(max(1, min(upper, room // max(2 * per_sample, 1))))
+    lo, hi = 0, 1
+    while hi <= upper and fits(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, upper + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    if lo < 1:
+        raise DebaConfigError.single("memory_budget", budget, "does not fit even one sample")
+    return lo

@@ -218,3 +218,16 @@ def test_vision_model_on_fashion_mnist(tmp_path):
     sizes = {r["batch_size"] for r in trainer.deba_history()}
     assert len(sizes) >= 2 and trainer.deba_samples == 2 * 640
     assert "eval_accuracy" in trainer.evaluate()
+
+
+def test_the_users_training_arguments_are_not_changed(task, tmp_path):
+    train_ds, test_ds, tok, k = task
+    args = TrainingArguments(str(tmp_path), num_train_epochs=1, learning_rate=2e-3, save_strategy="no", report_to=[],
+                             use_cpu=True, eval_strategy="no", disable_tqdm=True, seed=0)
+    before = args.to_dict()
+    trainer = DebaTrainer(model=tiny_bert(len(tok), k), args=args, train_dataset=train_ds, deba_profile=PROFILE,
+                          deba_max_samples=64)
+    trainer.train()
+    assert trainer.deba_samples >= 64 and trainer.args is not args
+    assert trainer.args.ignore_data_skip and trainer.args.max_steps > 0, "DebaTrainer changed its own copy"
+    assert args.to_dict() == before, "the TrainingArguments object the user passed is untouched"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -24,6 +25,7 @@ def deba_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "deba", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_deba_run_writes_the_run_folder_and_a_table(tmp_path):
     out = tmp_path / "run"
@@ -39,6 +41,7 @@ def test_deba_run_writes_the_run_folder_and_a_table(tmp_path):
     assert deba.load_profile(out / "profile.yaml").name == summary["profile"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_fashion_mnist_from_the_shared_idx_files(tmp_path):
     data = load_dataset("fashion-mnist", data_dir=FASHION, train_subset=300, test_subset=100, channels=3)
@@ -81,6 +84,7 @@ def test_cifar_without_download_says_how_to_get_it(tmp_path):
         load_dataset("cifar10", data_dir=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_calibrate_writes_a_profile_that_run_and_fit_accept(tmp_path):
     target = tmp_path / "cal.yaml"
@@ -114,3 +118,68 @@ def test_calibration_math():
 
 def test_parse_compare():
     assert parse_compare(None, 32) == [32] and parse_compare(["static:64", "static"], 32) == [64, 32]
+
+
+def _fixed_batch_history():
+    """A real fixed-batch run's records (small linear model, decisions every 2 steps)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(256, 16), torch.randint(0, 3, (256,))
+    profile = deba.load_profile("generic").replace(interval=2, warmup=0)
+    result = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                      loss_fn=torch.nn.functional.cross_entropy, profile=profile, epochs=3, progress=False,
+                      fixed_batch=16, tensorboard=False)
+    return result.history
+
+
+def test_calibrate_reads_structured_records_never_reason_strings():
+    history = _fixed_batch_history()
+    intervals = intervals_from_history(history)
+    closes = [r for r in history if r.get("kind") == "step" and r["decided"] and r["metrics"]]
+    assert len(intervals) == len(closes) >= 4
+    assert [m for m, _ in intervals] == [r["metrics"] for r in closes]
+    for reason in ("", "something else entirely", "score 0.9 >= 0.5", "filling window 1/5"):
+        rewritten = [dict(r, reason=reason) if r.get("kind") == "step" else r for r in history]
+        assert intervals_from_history(rewritten) == intervals, reason
+    base = deba.load_profile("generic")
+    blank = [dict(r, reason="") if r.get("kind") == "step" else r for r in history]
+    assert calibrate_profile(base, intervals_from_history(blank))[0] == calibrate_profile(base, intervals)[0]
+
+
+def test_interval_boundaries_come_from_decided_and_interval():
+    def step(loss, decided, interval, metrics=None, reason="anything"):
+        return {"kind": "step", "loss": loss, "decided": decided, "interval": interval, "metrics": metrics or {},
+                "changed": False, "reason": reason}
+
+    history = [
+        step(1.0, False, 0), step(5.0, True, 1),  # closed without metrics (window filling): losses dropped
+        step(2.0, False, 1), step(float("nan"), True, 1, reason="non-finite"),  # emergency: no close
+        step(4.0, True, 2, {"a": 1.0}),
+        {"kind": "epoch", "loss": 100.0},
+        step(3.0, False, 2), step(5.0, True, 3, {"a": "nan"}),  # history.jsonl spells NaN as a string
+    ]
+    got = intervals_from_history(history)
+    assert got[0] == ({"a": 1.0}, 3.0)
+    assert got[1][1] == 4.0 and np.isnan(got[1][0]["a"])
+
+
+def test_calibrate_scores_with_the_strategy(monkeypatch):
+    from deba.strategies.equal_weight import EqualWeightStrategy
+
+    calls = []
+
+    def constant(self, metrics):
+        calls.append(dict(metrics))
+        return 0.7
+
+    monkeypatch.setattr(EqualWeightStrategy, "score", constant)
+    base = deba.load_profile("generic")
+    rows = [({"grad_variance": 10.0 + i, "grad_norm_variation": 0.2, "loss_variation": 0.1}, 2.0 - 0.01 * i)
+            for i in range(12)]
+    prof, report = calibrate_profile(base, rows)
+    assert len(calls) == len(rows) and report["strategy"] == "equal-weight"
+    # every score is 0.7, so both quantiles are; the hold band is then opened below it
+    assert report["score_quantiles"] == {"grow": pytest.approx(0.7), "shrink": pytest.approx(0.65)}
+    assert prof.increase_above == pytest.approx(0.7)
+    with pytest.raises(deba.DebaConfigError, match="no-such-strategy"):
+        calibrate_profile(base, rows, strategy="no-such-strategy")

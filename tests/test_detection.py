@@ -20,6 +20,7 @@ SIX = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("timm_name,tv_name,profile", SIX, ids=[s[2] for s in SIX])
 def test_six_architectures_match_exactly_in_timm_and_torchvision(timm_name, tv_name, profile):
     for model in (timm.create_model(timm_name, pretrained=False, num_classes=10),
@@ -46,6 +47,7 @@ def test_detection_leaves_the_model_as_it_was():
     assert all(torch.equal(before[k], after[k]) for k in before), "BN running stats must not change"
 
 
+@pytest.mark.slow
 def test_traits_are_measured_not_guessed():
     t = deba.detect(torchvision.models.densenet121(weights=None)).traits
     assert t.n_dense_concat >= 50 and t.dense and not t.residual

@@ -229,6 +229,7 @@ def _orders(run_dir: Path) -> dict[int, list[str]]:
     return {int(p.stem.split("-")[1]): p.read_text().splitlines() for p in run_dir.glob("order-*.txt")}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sigkill_at_a_random_step_then_resume_continues_exactly(tmp_path):
     straight, broken = tmp_path / "straight", tmp_path / "broken"

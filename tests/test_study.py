@@ -14,6 +14,7 @@ from helpers import FASHION_DIR
 TINY = Preset("tiny", (ArchSpec("resnet18", "small-cnn", 192, 96, 2, max_micro_batch=64),), seeds=1, interval=2)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     logs = []

@@ -1,8 +1,10 @@
 """The ``deba`` command line.
 
 Sub-commands register themselves in :data:`COMMANDS`; each gets an ``argparse`` sub-parser and a
-function returning an exit code. User errors (``DebaConfigError``) print one clear message and
-exit 2, never a traceback.
+function returning an exit code. User errors print one line on stderr
+(``deba <command>: error: ...``) and exit 2, never a traceback: a value argparse cannot parse, and
+a :class:`DebaConfigError` (a value out of range, an unknown name), which each command raises while
+checking its options, before it loads data or creates a folder.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 import yaml
 
@@ -146,10 +148,22 @@ command("plugins", "list strategies, collectors, policies, adapters and profiles
 # Entry point ------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other ``deba`` error.
+
+    argparse prints the whole usage block before its message; for a command with many options that
+    buries the one line that says what was wrong. Sub-parsers are built with this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and a pointer to ``--help``; exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``deba`` argument parser."""
     _load_builtin_commands()
-    parser = argparse.ArgumentParser(prog="deba", description="Dynamic Efficient Batch Adaptation for PyTorch")
+    parser = _Parser(prog="deba", description="Dynamic Efficient Batch Adaptation for PyTorch")
     from deba import __version__
 
     parser.add_argument("--version", action="version", version=f"deba {__version__}")
@@ -169,9 +183,17 @@ def _load_builtin_commands() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Returns:
+        0 on success, 1 for other DEBA errors, 2 for a bad option value (argparse's or a
+        :class:`DebaConfigError`), 130 when interrupted; ``--help`` and ``--version`` return 0.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits for --help, --version and unparsable values
+        return exc.code if isinstance(exc.code, int) else 2
     if not args.command:
         parser.print_help()
         return 0

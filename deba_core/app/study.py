@@ -285,6 +285,51 @@ def _allowed_batches(profile: ArchitectureProfile) -> list[int]:
     return sorted(set(out + [profile.initial_batch]))
 
 
+def _measure_missing_throughput(preset: Preset, chosen: list[ArchSpec], out: Path, data_dir: str | None, device: str,
+                                log: Callable[[str], None]) -> None:
+    """Measure and save each architecture's throughput bound unless a file for it exists."""
+    from deba.app.data import load_dataset
+
+    for arch in chosen:
+        tp_path = out / "throughput" / f"{arch.profile}.json"
+        if tp_path.exists():
+            continue
+        data = load_dataset(preset.dataset, data_dir=data_dir, download=preset.download, channels=3, size=32,
+                            train_subset=arch.train_subset, test_subset=arch.test_subset, seed=0)
+        profile = load_profile(arch.profile)
+        t0 = time.perf_counter()
+        tp = measure_throughput(arch, data, _allowed_batches(profile), device=device)
+        tp_path.parent.mkdir(parents=True, exist_ok=True)
+        tp_path.write_text(json.dumps({"arch": arch.profile, "samples_per_s": {str(k): v for k, v in tp.items()}}))
+        log(f"[throughput] {arch.profile}: " + ", ".join(f"{k}:{v:.0f}/s" for k, v in tp.items())
+            + f" ({time.perf_counter() - t0:.0f}s)")
+
+
+def _finished_cell(path: Path, method: str, deba_overrides: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record of a finished cell, or ``None`` when it has not run.
+
+    Raises:
+        DebaConfigError: when the finished cell ran with other ``deba`` overrides (never mixed in).
+    """
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    wanted = _overrides_for(method, deba_overrides)
+    if rec.get("overrides", {}) != wanted:
+        raise DebaConfigError.single(
+            "deba_overrides", wanted, f"differ from those of the finished cell {path} ({rec.get('overrides', {})})",
+            remedy="Give an experiment with other profile values its own --out folder.")
+    return rec
+
+
+def _save_cell(path: Path, rec: dict[str, Any]) -> None:
+    """Write a cell record atomically, so an interrupted study never leaves half a cell to resume from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rec))
+    os.replace(tmp, path)
+
+
 def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, data_dir: str | None = None,
               device: str = "cpu", log: Callable[[str], None] = print, archs: tuple[str, ...] | None = None,
               deba_overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -292,35 +337,19 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, 
 
     ``archs`` restricts the run to some architectures; ``deba_overrides`` changes profile fields of
     the ``deba`` method (an experiment: give it its own ``out`` folder, since a finished cell run
-    with other overrides is refused rather than mixed in).
+    with other overrides is refused rather than mixed in). ``out`` is created only once there is
+    something to write, so a plan or data error leaves no folder behind.
     """
     from deba.app.data import load_dataset
 
     cells, chosen = checked_plan(preset, methods, archs, deba_overrides)
-    out.mkdir(parents=True, exist_ok=True)
+    _measure_missing_throughput(preset, chosen, out, data_dir, device, log)
     records = []
     data_cache: dict[tuple[str, int], Any] = {}
-    for arch in chosen:
-        tp_path = out / "throughput" / f"{arch.profile}.json"
-        if not tp_path.exists():
-            data = load_dataset(preset.dataset, data_dir=data_dir, download=preset.download, channels=3, size=32,
-                                train_subset=arch.train_subset, test_subset=arch.test_subset, seed=0)
-            profile = load_profile(arch.profile)
-            t0 = time.perf_counter()
-            tp = measure_throughput(arch, data, _allowed_batches(profile), device=device)
-            tp_path.parent.mkdir(parents=True, exist_ok=True)
-            tp_path.write_text(json.dumps({"arch": arch.profile, "samples_per_s": {str(k): v for k, v in tp.items()}}))
-            log(f"[throughput] {arch.profile}: " + ", ".join(f"{k}:{v:.0f}/s" for k, v in tp.items())
-                + f" ({time.perf_counter() - t0:.0f}s)")
     for i, (arch, method, seed) in enumerate(cells, 1):
         path = _cell_path(out, arch, method, seed)
-        if path.exists():
-            rec = json.loads(path.read_text())
-            wanted = _overrides_for(method, deba_overrides)
-            if rec.get("overrides", {}) != wanted:
-                raise DebaConfigError.single(
-                    "deba_overrides", wanted, f"differ from those of the finished cell {path} ({rec.get('overrides', {})})",
-                    remedy="Give an experiment with other profile values its own --out folder.")
+        rec = _finished_cell(path, method, deba_overrides)
+        if rec is not None:
             records.append(rec)
             continue
         key = (arch.profile, seed)
@@ -330,10 +359,7 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] = METHODS, 
                                            size=32, train_subset=arch.train_subset, test_subset=arch.test_subset,
                                            seed=seed)
         rec = run_cell(preset, arch, method, seed, data_cache[key], device=device, deba_overrides=deba_overrides)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec))
-        os.replace(tmp, path)
+        _save_cell(path, rec)
         records.append(rec)
         acc = rec["final_accuracy"]
         log(f"[{i}/{len(cells)}] {arch.profile:15s} {method:13s} seed {seed}: acc {100 * (acc or 0):.2f}% "
@@ -358,8 +384,55 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _method_row(runs: list[dict[str, Any]], base: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """One (architecture, method) row: seeds reaching ``target``, costs to it, speedups, accuracy."""
+    base_by_seed = {c["seed"]: c for c in base}
+    wall_speed, step_speed, t_to, s_to, n_to, reached = [], [], [], [], [], 0
+    for c in runs:
+        hit = _to_target(c["curve"], target)
+        # Speedups pair each seed with the baseline of the same seed (seed 0's when it is missing).
+        b_hit = _to_target(base_by_seed.get(c["seed"], base[0])["curve"], target)
+        if hit is None:
+            continue
+        reached += 1
+        t_to.append(hit["train_time"])
+        s_to.append(hit["steps"])
+        n_to.append(hit["samples"])
+        if b_hit is not None:
+            wall_speed.append(b_hit["train_time"] / hit["train_time"])
+            step_speed.append(b_hit["steps"] / hit["steps"])
+    acc_m, acc_sd = _mean_sd([100 * c["final_accuracy"] for c in runs])
+    share = [c["deba_time"] / c["train_time"] for c in runs if c.get("deba_time") is not None and c["train_time"]]
+    return {
+        "seeds": len(runs),
+        "reached_target": reached,
+        "time_to_target_s": _mean_sd(t_to),
+        "steps_to_target": _mean_sd(s_to),
+        "samples_to_target": _mean_sd(n_to),
+        "final_accuracy_pct": (acc_m, acc_sd),
+        "wall_speedup": _mean_sd(wall_speed),
+        "step_speedup": _mean_sd(step_speed),
+        "deba_overhead_pct": _mean_sd([100 * s for s in share]),
+        "batch_range": [min(min(c["batch_sizes"]) for c in runs), max(max(c["batch_sizes"]) for c in runs)],
+        "overrides": runs[0].get("overrides", {}),
+    }
+
+
+def _throughput(out: Path, arch: str) -> tuple[dict[str, float], float | None]:
+    """(samples/s per batch size, best throughput over the initial batch's) from the study's file."""
+    tp_file = out / "throughput" / f"{arch}.json"
+    throughput = json.loads(tp_file.read_text())["samples_per_s"] if tp_file.exists() else {}
+    tp_base = throughput.get(str(load_profile(arch).initial_batch))
+    bound = (max(throughput.values()) / tp_base) if throughput and tp_base else None
+    return throughput, bound
+
+
 def analyse(out: Path, target_fraction: float = 0.98) -> dict[str, Any]:
-    """Figures per (architecture, method) from the cell files (and throughput files) under ``out``."""
+    """Figures per (architecture, method) from the cell files (and throughput files) under ``out``.
+
+    Raises:
+        DebaConfigError: when ``out`` holds no cell files.
+    """
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))]
     if not cells:
         raise DebaConfigError.single("out", str(out), "holds no study results (cells/*/*.json)")
@@ -371,45 +444,12 @@ def analyse(out: Path, target_fraction: float = 0.98) -> dict[str, Any]:
         if not base:
             continue
         target = target_fraction * min(c["final_accuracy"] for c in base)
-        base_by_seed = {c["seed"]: c for c in base}
-        tp_file = out / "throughput" / f"{arch}.json"
-        throughput = json.loads(tp_file.read_text())["samples_per_s"] if tp_file.exists() else {}
-        initial = load_profile(arch).initial_batch
-        tp_base = throughput.get(str(initial))
-        bound = (max(throughput.values()) / tp_base) if throughput and tp_base else None
+        throughput, bound = _throughput(out, arch)
         rows = {}
         for method in METHODS:
             runs = [c for c in mine if c["method"] == method]
-            if not runs:
-                continue
-            wall_speed, step_speed, t_to, s_to, n_to, reached = [], [], [], [], [], 0
-            for c in runs:
-                hit = _to_target(c["curve"], target)
-                b_hit = _to_target(base_by_seed.get(c["seed"], base[0])["curve"], target)
-                if hit is None:
-                    continue
-                reached += 1
-                t_to.append(hit["train_time"])
-                s_to.append(hit["steps"])
-                n_to.append(hit["samples"])
-                if b_hit is not None:
-                    wall_speed.append(b_hit["train_time"] / hit["train_time"])
-                    step_speed.append(b_hit["steps"] / hit["steps"])
-            acc_m, acc_sd = _mean_sd([100 * c["final_accuracy"] for c in runs])
-            share = [c["deba_time"] / c["train_time"] for c in runs if c.get("deba_time") is not None and c["train_time"]]
-            rows[method] = {
-                "seeds": len(runs),
-                "reached_target": reached,
-                "time_to_target_s": _mean_sd(t_to),
-                "steps_to_target": _mean_sd(s_to),
-                "samples_to_target": _mean_sd(n_to),
-                "final_accuracy_pct": (acc_m, acc_sd),
-                "wall_speedup": _mean_sd(wall_speed),
-                "step_speedup": _mean_sd(step_speed),
-                "deba_overhead_pct": _mean_sd([100 * s for s in share]),
-                "batch_range": [min(min(c["batch_sizes"]) for c in runs), max(max(c["batch_sizes"]) for c in runs)],
-                "overrides": runs[0].get("overrides", {}),
-            }
+            if runs:
+                rows[method] = _method_row(runs, base, target)
         result["architectures"][arch] = {"target_accuracy_pct": 100 * target, "throughput": throughput,
                                          "throughput_bound": bound, "methods": rows}
     return result
@@ -442,18 +482,11 @@ def markdown_table(analysis: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(out: Path, analysis: dict[str, Any]) -> list[Path]:
-    """speedups.png (per architecture and method, with error bars) and trajectories.png (seed 0)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    written = []
+def _plot_speedups(path: Path, analysis: dict[str, Any], figure_cls: type) -> Path:
+    """speedups.png: wall-clock and step speedup per architecture and method, with error bars."""
     archs = list(analysis["architectures"])
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    fig = figure_cls(figsize=(14, 4.5))
+    axes = fig.subplots(1, 2)
     width = 0.13
     for k, (key, ax) in enumerate(zip(("wall_speedup", "step_speedup"), axes)):
         for j, method in enumerate(METHODS):
@@ -475,14 +508,16 @@ def plot(out: Path, analysis: dict[str, Any]) -> list[Path]:
         ax.set_title("wall-clock speedup to target (dashed: throughput bound)" if k == 0 else "optimizer-step speedup to target")
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    p = out / "speedups.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    written.append(p)
+    fig.savefig(path, dpi=90)
+    return path
 
+
+def _plot_trajectories(path: Path, out: Path, archs: list[str], figure_cls: type) -> Path:
+    """trajectories.png: batch size against samples trained, seed 0, one panel per architecture."""
     cols = min(3, len(archs))
     rows = -(-len(archs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.3 * rows), squeeze=False)
+    fig = figure_cls(figsize=(5 * cols, 3.3 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(archs):]:
         ax.set_visible(False)
     for ax, arch in zip(axes.flat, archs):
@@ -498,11 +533,22 @@ def plot(out: Path, analysis: dict[str, Any]) -> list[Path]:
         ax.set_yscale("log", base=2)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    p = out / "trajectories.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    written.append(p)
-    return written
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def plot(out: Path, analysis: dict[str, Any]) -> list[Path]:
+    """speedups.png (per architecture and method, with error bars) and trajectories.png (seed 0).
+
+    Uses matplotlib's object API (``Figure``, no pyplot), which needs no backend and leaves the
+    caller's backend choice alone. Returns ``[]`` when matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return []
+    return [_plot_speedups(out / "speedups.png", analysis, Figure),
+            _plot_trajectories(out / "trajectories.png", out, list(analysis["architectures"]), Figure)]
 
 
 def machine() -> dict[str, Any]:

@@ -49,6 +49,7 @@ def reference(tmp_path_factory):
     return two, one
 
 
+@pytest.mark.slow
 def test_ranks_agree_and_every_sample_is_seen_once_per_epoch(reference):
     two, _ = reference
     s0, s1 = steps(two, 0), steps(two, 1)
@@ -72,6 +73,7 @@ def test_ranks_agree_and_every_sample_is_seen_once_per_epoch(reference):
         assert sorted(counts) == list(range(400)) and set(counts.values()) == {1}, epoch
 
 
+@pytest.mark.slow
 def test_two_ranks_follow_the_single_process_trajectory(reference):
     two, one = reference
     a, b = steps(two), steps(one)
@@ -79,6 +81,7 @@ def test_two_ranks_follow_the_single_process_trajectory(reference):
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first,second", [(2, 1), (1, 2)])
 def test_resume_on_a_different_world_size(reference, tmp_path, first, second):
     two, _ = reference
@@ -118,6 +121,7 @@ def step_sets_from_micro(run_dir: Path, tag: str, nproc: int, hist: list[dict]) 
     return out
 
 
+@pytest.mark.slow
 def test_hf_trainer_on_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(HERE / "hf_ddp_worker.py"), str(tmp_path)]

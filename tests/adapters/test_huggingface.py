@@ -62,6 +62,7 @@ def make_trainer(task, out, *, epochs=8, train=None, profile=PROFILE, callbacks=
                        compute_metrics=accuracy, deba_profile=profile, callbacks=list(callbacks), **deba_kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_bert_trains_with_a_changing_batch_and_logs_everything(task, tmp_path):
     cap = Capture()
@@ -93,6 +94,7 @@ def test_bert_trains_with_a_changing_batch_and_logs_everything(task, tmp_path):
     assert torch.equal(weights["classifier.weight"], trainer.model.classifier.weight.detach().cpu())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_lr_follows_samples_and_the_deba_factor(task, tmp_path):
     trainer = make_trainer(task, tmp_path, epochs=3, lr_scheduler_type="linear", warmup_steps=0, eval_strategy="no")
@@ -112,6 +114,7 @@ def test_lr_follows_samples_and_the_deba_factor(task, tmp_path):
     assert len({r["lr_factor"] for r in history}) > 1, "the factor changed with the batch"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_resume_from_checkpoint_continues_exactly(task, tmp_path):
     train_ds = task[0]
@@ -199,6 +202,7 @@ class DictImages(torch.utils.data.Dataset):
         return {"pixel_values": self.x[i], "labels": self.y[i]}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_vision_model_on_fashion_mnist(tmp_path):
     import timm

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 import tempfile
@@ -13,7 +14,8 @@ import yaml
 
 from deba.app.cli import command
 from deba.errors import DebaConfigError
-from deba.app.study import METHODS, PRESETS, checked_plan, run_study, summary
+from deba.app.commands.common import check_device, check_int
+from deba.app.study import METHODS, PRESETS, Preset, checked_plan, run_study, summary
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -25,12 +27,14 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="only these architectures of the preset (profile names, e.g. resnet18 mobilenetv3)")
     p.add_argument("--deba-set", action="append", default=[], metavar="FIELD=VALUE",
                    help="change a profile field of the `deba` method only (repeatable; an experiment: use its own --out)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: the preset's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dry-run", action="store_true", help="print the plan and check the set-up; train nothing")
     p.add_argument("--analyse-only", action="store_true", help="only (re)build results.json/.md and the plots")
 
 
 def _dry_run(preset, methods, data_dir, archs=None, overrides=None) -> int:
+    """Print the plan and check timm, the models and the data; train nothing."""
     from deba.app.data import load_dataset
 
     cells, chosen = checked_plan(preset, tuple(methods), archs, overrides)
@@ -59,7 +63,11 @@ def _dry_run(preset, methods, data_dir, archs=None, overrides=None) -> int:
 
 
 def parse_deba_set(items: list[str]) -> dict[str, Any]:
-    """``["lr_scaling=sqrt", "warmup=8"]`` -> ``{"lr_scaling": "sqrt", "warmup": 8}`` (values read as YAML scalars)."""
+    """``["lr_scaling=sqrt", "warmup=8"]`` -> ``{"lr_scaling": "sqrt", "warmup": 8}`` (values read as YAML scalars).
+
+    Raises:
+        DebaConfigError: naming ``--deba-set`` and echoing the bad item.
+    """
     out: dict[str, Any] = {}
     for item in items:
         field, sep, raw = item.partition("=")
@@ -72,8 +80,25 @@ def parse_deba_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def bench(args: argparse.Namespace) -> int:
+def checked_preset(args: argparse.Namespace) -> Preset:
+    """Check every ``deba bench`` option up front; the preset, with ``--seeds`` applied.
+
+    Raises:
+        DebaConfigError: for the first bad value, naming its option.
+    """
+    check_int("--seeds", args.seeds, 1)
+    check_device("--device", args.device)
     preset = PRESETS[args.preset]
+    return preset if args.seeds is None else dataclasses.replace(preset, seeds=args.seeds)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Run (or resume) the study, then analyse it; ``--dry-run`` only checks the set-up.
+
+    The plan (methods, architectures, ``--deba-set`` values) is checked before the results folder
+    is created, so a refused study leaves nothing behind.
+    """
+    preset = checked_preset(args)
     overrides = parse_deba_set(args.deba_set)
     archs = tuple(args.archs) if args.archs else None
     out = Path(args.out) if args.out else Path("runs") / f"study-{preset.name}"
@@ -81,7 +106,9 @@ def bench(args: argparse.Namespace) -> int:
         return _dry_run(preset, args.methods, args.data_dir, archs, overrides)
     cmd = "deba " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("deba") else \
         f"deba bench --preset {preset.name} --out {out}" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
-    if not args.analyse_only:
+    if args.analyse_only:
+        checked_plan(preset, tuple(args.methods), archs, overrides)
+    else:
         run_study(preset, out, methods=tuple(args.methods), data_dir=args.data_dir, device=args.device,
                   log=lambda m: print(m, flush=True), archs=archs, deba_overrides=overrides)
     summary(out, preset, cmd)

@@ -14,28 +14,46 @@ import torch
 from deba.app.cli import command
 from deba.errors import DebaConfigError
 from deba.training.fit import FitResult, fit
-from deba.app.commands.common import add_data_model_args, build_optimizer, load_data, make_out_dir, model_for
+from deba.app.commands.common import (
+    add_data_model_args,
+    build_optimizer,
+    check_data_model_args,
+    check_int,
+    check_strategy,
+    load_data,
+    make_out_dir,
+    model_for,
+)
 
 __all__ = ["parse_compare", "summarise"]
 
 
 def parse_compare(items: list[str] | None, initial: int) -> list[int]:
-    """``["static:64", "static"]`` -> batch sizes (``static`` alone is the profile's initial batch)."""
+    """``["static:64", "static"]`` -> batch sizes (``static`` alone is the profile's initial batch).
+
+    Args:
+        items: the ``--compare`` values; ``None`` (not given) means one ``static`` baseline.
+        initial: the profile's initial batch, the size of a bare ``static``.
+
+    Raises:
+        DebaConfigError: naming ``--compare`` and echoing the bad item.
+    """
     sizes: list[int] = []
     for item in items if items is not None else ["static"]:
         kind, _, value = item.partition(":")
         if kind != "static":
-            raise DebaConfigError.single("compare", item, "must be 'static' or 'static:BATCH'")
+            raise DebaConfigError.single("--compare", item, "must be 'static' or 'static:BATCH'")
         if not value:
             sizes.append(initial)
             continue
         if not value.isdigit() or int(value) < 1:
-            raise DebaConfigError.single("compare", item, "needs a positive batch size after 'static:'")
+            raise DebaConfigError.single("--compare", item, "needs a positive batch size after 'static:'")
         sizes.append(int(value))
     return sizes
 
 
 def summarise(name: str, result: FitResult) -> dict[str, Any]:
+    """One row of the run table: wall time, accuracy, steps and the batch range of ``result``."""
     steps = result.step_records()
     sizes = [r["batch_size"] for r in steps]
     return {
@@ -73,6 +91,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args, data, model, profile, strategy, out: Path, fixed: int | None, lr_scale: float) -> FitResult:
+    """One ``deba.fit`` run: DEBA (``fixed=None``) or a fixed-batch baseline at LR x ``lr_scale``."""
     base_lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     opt = build_optimizer(args.optimizer, model.parameters(), base_lr * lr_scale)
     return fit(
@@ -83,23 +102,22 @@ def _train(args, data, model, profile, strategy, out: Path, fixed: int | None, l
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train DEBA and each baseline from the same initial weights; print a table; write the run folder."""
-    from deba.profiles.loading import resolve_profile
-    from deba.app.commands.report import write_report
+def check_run_args(args: argparse.Namespace) -> None:
+    """Check every ``deba run`` option before anything is loaded or written.
 
-    if args.epochs < 1:
-        raise DebaConfigError.single("epochs", args.epochs, "must be >= 1")
-    out = make_out_dir(args.out, "run")
-    data = load_data(args)
-    model = model_for(args, data)
-    profile = resolve_profile(args.profile, model)
-    baselines = parse_compare(args.compare, profile.initial_batch)
-    print(f"deba run: {args.dataset} ({len(data.train)} train / {len(data.test)} test, {data.channels}x{data.size}x{data.size}), "
-          f"model {args.model}, profile {profile.name}, strategy {args.strategy}, {args.epochs} epochs -> {out}")
+    Raises:
+        DebaConfigError: for the first bad value, naming its option.
+    """
+    check_data_model_args(args)
+    check_int("--max-micro-batch", args.max_micro_batch, 1)
+    check_strategy("--strategy", args.strategy)
+    parse_compare(args.compare, 1)  # the format only; sizes need the profile
+
+
+def _train_all(args, data, model, profile, out: Path, baselines: list[int]) -> dict[str, FitResult]:
+    """DEBA, then each fixed-batch baseline, every one from the same initial weights."""
     initial = copy.deepcopy(model.state_dict())
     results: dict[str, FitResult] = {}
-
     model.load_state_dict(initial)
     results["deba"] = _train(args, data, model, profile, args.strategy, out, None, 1.0)
     for b in baselines:
@@ -107,21 +125,47 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(initial)
         # A fixed batch other than the profile's initial one gets the profile's LR scaling.
         results[name] = _train(args, data, model, profile, "equal-weight", out / "baselines" / name, b, profile.lr_factor(b))
+    return results
 
-    reference = results[f"static-{baselines[0]}"] if baselines else results["deba"]
+
+def _rows(results: dict[str, FitResult], reference: FitResult) -> list[dict[str, Any]]:
+    """The table rows, with wall-clock and step speedups against ``reference``."""
     rows = []
     for name, res in results.items():
         row = summarise(name, res)
         row["speedup"] = reference.wall_time / max(res.wall_time, 1e-9)
         row["step_speedup"] = reference.steps / max(res.steps, 1)
         rows.append(row)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train DEBA and each baseline from the same initial weights; print a table; write the run folder.
+
+    Every option, the data, the model and the profile are checked before the run folder is created,
+    so a refused run leaves nothing behind.
+    """
+    from deba.profiles.loading import resolve_profile
+    from deba.app.commands.report import write_report
+
+    check_run_args(args)
+    data = load_data(args)
+    model = model_for(args, data)
+    profile = resolve_profile(args.profile, model)
+    baselines = parse_compare(args.compare, profile.initial_batch)
+    out = make_out_dir(args.out, "run")
+    print(f"deba run: {args.dataset} ({len(data.train)} train / {len(data.test)} test, {data.channels}x{data.size}x{data.size}), "
+          f"model {args.model}, profile {profile.name}, strategy {args.strategy}, {args.epochs} epochs -> {out}")
+    results = _train_all(args, data, model, profile, out, baselines)
+    reference_name = f"static-{baselines[0]}" if baselines else "deba"
+    rows = _rows(results, results[reference_name])
     print(_table(rows))
     summary = {
         "command": "deba run",
         "args": {k: v for k, v in vars(args).items() if k != "func"},
         "dataset": {"name": args.dataset, "train": len(data.train), "test": len(data.test)},
         "profile": profile.name,
-        "reference": reference is not results["deba"] and f"static-{baselines[0]}" or "deba",
+        "reference": reference_name,
         "results": rows,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -24,6 +24,8 @@ class Decision:
         interval: decision intervals completed so far.
         decided: whether this step closed an interval (or was a non-finite emergency).
         metrics: the metric values the score was computed from.
+        noise_scale: the measured gradient noise scale ``B_simple`` (``None`` while there is no
+            clear estimate).
     """
 
     batch_size: int
@@ -37,6 +39,7 @@ class Decision:
     interval: int
     decided: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
+    noise_scale: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""

@@ -76,6 +76,9 @@ class BatchPolicy(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Whether the policy uses the measured noise scale: then the step engine takes noise
+    #: measurement steps (a one-micro-batch step split in two every k steps).
+    needs_noise: ClassVar[bool] = False
 
     def __init__(self, profile: ArchitectureProfile, **options: Any) -> None:
         if not isinstance(profile, ArchitectureProfile):

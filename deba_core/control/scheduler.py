@@ -19,18 +19,21 @@ the score moves the batch by the profile's rules:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Sequence
+import math
+from typing import Any, Iterable, Mapping, Sequence
 
 from deba.control.decision import Decision
 from deba.control.policy import BatchPolicy, Move, StabilityPolicy, next_batch_size
 from deba.control.scoring import ScoringStrategy
 from deba.control.state import SchedulerState
+from deba.control.throughput import ThroughputModel
 from deba.errors import DebaConfigError
 from deba.profiles.loading import load_profile
 from deba.profiles.schema import ArchitectureProfile
 from deba.registry import registry
 from deba.signals.collectors.base import MetricCollector
 from deba.signals.interval import IntervalAccumulator
+from deba.signals.noise import NoiseScaleEstimator
 from deba.signals.observation import Observation
 
 __all__ = ["BatchScheduler", "next_batch_size"]
@@ -50,6 +53,8 @@ class BatchScheduler:
         strategy_options: keyword options for a strategy given by name.
         policy: a :class:`BatchPolicy` instance or a registered name (``"stability"``).
         initial_batch: the starting batch (the user's); default ``profile.initial_batch``.
+        throughput: a fixed table (batch -> samples/s) or a :class:`ThroughputModel`; by default
+            throughput is measured from the step times the step engine reports.
 
     Example:
         >>> import deba
@@ -70,8 +75,11 @@ class BatchScheduler:
         strategy_options: dict[str, Any] | None = None,
         policy: BatchPolicy | str = "stability",
         initial_batch: int | None = None,
+        throughput: Mapping[int, float] | ThroughputModel | None = None,
     ) -> None:
         self.profile = load_profile(profile)
+        self.throughput = throughput if isinstance(throughput, ThroughputModel) else ThroughputModel(throughput)
+        self.noise = NoiseScaleEstimator()
         self.initial_batch = self._check_initial(initial_batch)
         self.strategy = self._build_strategy(strategy, strategy_options or {})
         self.collectors = self._build_collectors(collectors)
@@ -135,6 +143,7 @@ class BatchScheduler:
 
     def _reset_state(self) -> None:
         self.state = SchedulerState(batch_size=self.initial_batch)
+        self._last_measured_step: int | None = None
         self._acc.clear()
         self.last_decision: Decision | None = None
 
@@ -186,6 +195,32 @@ class BatchScheduler:
         """Whether fewer than ``warmup`` intervals have completed."""
         return self.state.intervals < self.profile.warmup
 
+    def measurement_interval(self) -> int | None:
+        """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
+
+        ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
+        its steps stay exactly as published). A measurement splits a one-micro-batch step in two,
+        which costs ``T(B)/T(B/2) - 1`` of a step; measuring every ``k = ceil(cost / 1 %)`` steps
+        keeps the cost under 1 % of training time. With no throughput known yet, every 10 steps.
+        """
+        if not self.policy.needs_noise:
+            return None
+        b = self.batch_size
+        full, half = self.throughput.samples_per_second(b), self.throughput.samples_per_second(max(1, -(-b // 2)))
+        if full is None or half is None:
+            return 10
+        cost = max(full / half - 1.0, 0.0)
+        return int(min(100, max(1, math.ceil(cost / 0.01 - 1e-9))))
+
+    def record_step_time(self, batch: int, seconds: float) -> None:
+        """The step engine reports each step's training time (for the throughput model)."""
+        self.throughput.record(batch, seconds)
+
+    @property
+    def noise_scale(self) -> float | None:
+        """The measured gradient noise scale ``B_simple``, or ``None`` while it is not clear."""
+        return self.noise.noise_scale
+
     def metrics(self) -> dict[str, float]:
         """Current value of every collector that has one."""
         out: dict[str, float] = {}
@@ -203,6 +238,7 @@ class BatchScheduler:
             raise DebaConfigError.single("obs", type(obs).__name__, "must be a deba.Observation")
         self.state.step += 1
         self._acc.steps += 1
+        self._measure_noise(obs)
         emergency = self._count_step(obs)
         if emergency is not None and emergency.changed:
             return emergency
@@ -244,6 +280,14 @@ class BatchScheduler:
 
     # Internals ----------------------------------------------------------------------------------
 
+    def _measure_noise(self, obs: Observation) -> None:
+        m = obs.noise_measurement
+        if m is None:
+            return
+        gap = 1 if self._last_measured_step is None else max(1, self.state.step - self._last_measured_step)
+        self.noise.update(m, gap=gap)
+        self._last_measured_step = self.state.step
+
     def _count_step(self, obs: Observation) -> Decision | None:
         """Window a finite step; count a non-finite one (and maybe shrink)."""
         s = self.state
@@ -269,7 +313,7 @@ class BatchScheduler:
         d = Decision(
             batch_size=self.batch_size, previous_batch_size=previous, changed=self.batch_size != previous,
             action=action, score=score, reason=reason, lr_factor=self.lr_factor, step=self.state.step,
-            interval=self.state.intervals, decided=decided, metrics=metrics or {},
+            interval=self.state.intervals, decided=decided, metrics=metrics or {}, noise_scale=self.noise.noise_scale,
         )
         self.last_decision = d
         return d
@@ -357,6 +401,9 @@ class BatchScheduler:
             **self.state.to_dict(),
             "accumulator": self._acc.state_dict(),
             "last_decision": None if self.last_decision is None else self.last_decision.to_dict(),
+            "noise": self.noise.state_dict(),
+            "last_measured_step": self._last_measured_step,
+            "throughput": self.throughput.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -378,6 +425,9 @@ class BatchScheduler:
                 c.load_state_dict(state["collectors"][c.name])
             self.state = restored
             self._acc.load_state_dict(state["accumulator"])
+            self.noise.load_state_dict(state["noise"])
+            self._last_measured_step = state["last_measured_step"]
+            self.throughput.load_state_dict(state["throughput"])
             last = state["last_decision"]
             self.last_decision = None if last is None else Decision(**last)
         except DebaConfigError:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from deba.errors import DebaConfigError
+from deba.signals.noise import NoiseMeasurement
 
 __all__ = ["Observation", "as_vector"]
 
@@ -43,6 +44,10 @@ class Observation:
         micro_sizes: samples behind each entry of ``micro_sketches``.
         n_steps: optimizer steps behind this observation (>1 for an interval aggregate).
         step, epoch, samples: where the run is (informational).
+        small_batch, small_grad_sq: on a noise measurement step, the samples behind each small
+            independent gradient estimate of the same step (micro-batches or ranks) and the mean of
+            their squared norms; with ``batch_size`` and ``grad_norm ** 2`` they give one
+            :class:`deba.signals.noise.NoiseMeasurement`.
 
     Example:
         >>> import deba
@@ -62,6 +67,8 @@ class Observation:
     step: int | None = None
     epoch: int | None = None
     samples: int | None = None
+    small_batch: float | None = None
+    small_grad_sq: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -101,6 +108,15 @@ class Observation:
                 raise DebaConfigError.single("micro_sketches", [s.shape for s in sketches], "must all have one length")
             object.__setattr__(self, "micro_sketches", sketches)
             object.__setattr__(self, "micro_sizes", sizes)
+
+    @property
+    def noise_measurement(self) -> "NoiseMeasurement | None":
+        """The step's two-size noise measurement, when it was a measurement step and is finite."""
+        if self.small_grad_sq is None or self.small_batch is None or not self.is_finite or self.grad_norm is None:
+            return None
+        if not (0 < self.small_batch < self.batch_size and math.isfinite(self.small_grad_sq)):
+            return None
+        return NoiseMeasurement(self.small_batch, self.small_grad_sq, self.batch_size, self.grad_norm ** 2)
 
     @property
     def is_finite(self) -> bool:

@@ -77,6 +77,7 @@ class GradientProbe:
             self._groups.append((i, local.to(self.params[i].device), slice(pos, pos + n)))
             pos += n
         self.sketch_size = m
+        self._prev: list[torch.Tensor | None] | None = None
 
     def _norm(self, grads: list[torch.Tensor]) -> torch.Tensor:
         groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
@@ -100,6 +101,28 @@ class GradientProbe:
             else:
                 pieces.append(g.detach().reshape(-1).index_select(0, local).float().to(device))
         return torch.cat(pieces)
+
+    def increment_sq(self) -> float:
+        """``|grad - grad at the previous call|^2`` (after :meth:`reset_increments`: ``|grad|^2``).
+
+        Used on noise measurement steps only: it keeps one copy of the gradient between calls, so
+        the squared norm of each micro-batch's own contribution can be read exactly.
+        """
+        total = 0.0
+        prev = self._prev if self._prev is not None else [None] * len(self.params)
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None or g.is_sparse:
+                continue
+            d = g.detach() if prev[i] is None else g.detach() - prev[i]
+            total += float(torch.linalg.vector_norm(d.float()) ** 2)
+            prev[i] = g.detach().clone()
+        self._prev = prev
+        return total
+
+    def reset_increments(self) -> None:
+        """Forget the copy :meth:`increment_sq` keeps (frees its memory)."""
+        self._prev = None
 
     def capture(self) -> GradientSnapshot:
         """Norm, sketch and finiteness of the gradients now in ``.grad``."""

@@ -124,6 +124,7 @@ def run_micro_batches(
     sketch: Callable[[], torch.Tensor] | None = None,
     no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
     zero_grad: Callable[[], None] | None = None,
+    after_micro: Callable[[int], None] | None = None,
 ) -> MicroBatchResult:
     """Forward and backward one global batch as micro-batches of at most ``cap`` samples.
 
@@ -134,7 +135,9 @@ def run_micro_batches(
     estimate per micro-batch. ``no_sync`` wraps every micro-batch but the last (DDP). On
     out-of-memory the gradients are cleared with ``zero_grad``, the cap is halved and the whole
     batch re-run from its first sample, so no sample is lost or counted twice; each retry is
-    reported in ``oom_events``.
+    reported in ``oom_events``. ``after_micro(size)`` is called after each micro-batch's backward
+    (the step engine reads per-micro-batch gradient norms there on noise measurement steps); after
+    an out-of-memory retry it starts again from the first micro-batch.
     """
     if forward_loss is None:
         if model is None or loss_fn is None:
@@ -150,7 +153,7 @@ def run_micro_batches(
     while True:
         sizes = split_sizes(n, cap)
         try:
-            return _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events, cap)
+            return _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events, cap, after_micro)
         except Exception as exc:  # noqa: BLE001 - only allocation failures are handled
             if not is_out_of_memory(exc):
                 raise
@@ -168,7 +171,7 @@ def run_micro_batches(
             events.append({"batch": n, "failed_micro_batch": current, "new_cap": cap})
 
 
-def _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events, cap) -> MicroBatchResult:
+def _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events, cap, after_micro=None) -> MicroBatchResult:
     total = None
     micro: list[np.ndarray] = []
     previous = None
@@ -184,6 +187,8 @@ def _accumulate(batch, forward_loss, backward, n, sizes, sketch, no_sync, events
                 scaled.backward()
             else:
                 backward(scaled)
+        if after_micro is not None:
+            after_micro(size)
         weighted = loss.detach() * (size / n)
         total = weighted if total is None else total + weighted
         # Under DDP the last backward all-reduces .grad, so its difference is no longer this

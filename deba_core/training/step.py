@@ -32,7 +32,7 @@ from deba.control.scheduler import BatchScheduler
 from deba.errors import DebaConfigError
 from deba.signals.observation import Observation
 from deba.signals.probe import GradientProbe
-from deba.training.batching import MicroBatchResult, call_model, run_micro_batches
+from deba.training.batching import MicroBatchResult, batch_len, call_model, run_micro_batches
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
 from deba.training.history import step_record
 from deba.training.lr import LRCoupler
@@ -148,10 +148,15 @@ class StepEngine:
         self.coupler = coupler
         self.sampler = sampler
         self.no_sync = no_sync or (lambda: local_no_sync(model))
+        self.measure_noise = True
+        self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
+        self._measuring = False
+        self._t_step: float | None = None  # start of the step in flight (throughput timing)
         self.steps = 0
         self.samples = 0
         self.deba_seconds = 0.0
         self.oom_events: list[dict[str, int]] = []
+        self._last_samples = 0
         last = scheduler.last_decision
         self.lr_factor = last.lr_factor if last is not None else scheduler.lr_factor
         if sampler is not None:
@@ -163,13 +168,20 @@ class StepEngine:
         """Forward and backward ``batch`` (this rank's shard), observe, decide; gradients stay in ``.grad``."""
         if self.forward_loss is None:
             raise DebaConfigError.single("forward_loss", None, "is needed to run a step (manual mode uses observe())")
-        t0 = time.perf_counter()
+        t0 = self._t_step = time.perf_counter()
         self.model.zero_grad(set_to_none=True)
-        if self.dist is None:
-            result = self._micro_batches(batch, no_sync=None)
-            obs = self._observation(result.loss, result.samples, result.micro_sketches, result.sketch_sizes, epoch)
-        else:
-            result, obs = self._distributed(batch, epoch)
+        self._measuring = self._measure_now()
+        try:
+            if self.dist is None:
+                result = self._micro_batches(batch)
+                small = self._small_estimates()
+                obs = self._observation(result.loss, result.samples, result.micro_sketches, result.sketch_sizes, epoch,
+                                        small)
+            else:
+                result, obs = self._distributed(batch, epoch)
+        finally:
+            self.probe.reset_increments()
+            self._measuring = False
         return self._conclude(obs, result, t0)
 
     def observe(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> StepOutcome:
@@ -189,43 +201,90 @@ class StepEngine:
         return decision
 
     def after_optimizer_step(self) -> None:
-        """After ``optimizer.step()`` (or its skip): under DDP every rank takes rank 0's buffers (as DDP does)."""
+        """After ``optimizer.step()`` (or its skip): under DDP every rank takes rank 0's buffers (as DDP
+        does); the step's training time goes to the scheduler's throughput model."""
         if self.dist is not None:
             broadcast_module(self.model, buffers_only=True)
+        if self._t_step is not None and self._last_samples:
+            self.scheduler.record_step_time(self._last_samples, time.perf_counter() - self._t_step)
+        self._t_step = None
 
     # Pieces of a step ---------------------------------------------------------------------------
 
-    def _micro_batches(self, batch: Any, no_sync: Any) -> MicroBatchResult:
+    def _measure_now(self) -> bool:
+        """Whether this step is a noise measurement step (every k steps, k from the scheduler)."""
+        if not self.measure_noise:
+            return False
+        k = self.scheduler.measurement_interval()
+        return k is not None and (self.steps + 1) % k == 0
+
+    def _micro_batches(self, batch: Any) -> MicroBatchResult:
+        cap, sketch = self.max_micro_batch, self._timed_sketch
+        if self._measuring and self.dist is None:
+            n = batch_len(batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
+            if (cap is None or n <= cap) and n >= 2:
+                # A one-micro-batch step is split in two for the measurement; its halves give no
+                # micro sketches, so the collectors see the step as if it had not been split.
+                cap, sketch = -(-n // 2), None
+        self._micro_sq = []
         result = run_micro_batches(
-            None, batch, cap=self.max_micro_batch, forward_loss=self.forward_loss, backward=self.backward,
-            sketch=self._timed_sketch, no_sync=no_sync, zero_grad=lambda: self.model.zero_grad(set_to_none=True),
+            None, batch, cap=cap, forward_loss=self.forward_loss, backward=self.backward, sketch=sketch,
+            zero_grad=self._zero_grad, after_micro=self._after_micro if self._measuring else None,
         )
+        if sketch is None and not result.oom_events:
+            result.cap = self.max_micro_batch  # the split was for measuring, not for memory
         if result.oom_events:
             # Out of memory after growth: keep the lowered cap for the following steps.
             self.max_micro_batch = result.cap
             self.oom_events.extend(result.oom_events)
         return result
 
+    def _zero_grad(self) -> None:
+        # Also a retry after out-of-memory: the micro-batch norms of the failed try are void.
+        self.model.zero_grad(set_to_none=True)
+        self._micro_sq = []
+        self.probe.reset_increments()
+
+    def _after_micro(self, size: int) -> None:
+        t0 = time.perf_counter()
+        self._micro_sq.append((size, self.probe.increment_sq()))
+        self.deba_seconds += time.perf_counter() - t0
+
+    def _small_estimates(self) -> tuple[float, float, int] | None:
+        """``(sum of |g_i|^2, sum of b_i, count)`` over this rank's micro-batches (``|g_i|^2`` unscaled)."""
+        if not self._micro_sq:
+            return None
+        n = sum(size for size, _ in self._micro_sq)
+        # The accumulated gradient holds (b_i / n) g_i per micro-batch: undo the loss weighting.
+        sq = sum(s / (size / n) ** 2 for size, s in self._micro_sq)
+        return sq, float(n), len(self._micro_sq)
+
     def _distributed(self, batch: Any, epoch: int | None) -> tuple[MicroBatchResult, Observation]:
         """This rank's shard with local gradients, then one reduction and one shared observation."""
         ctx = self.dist
         with self.no_sync():
-            result = self._micro_batches(batch, no_sync=None)
+            result = self._micro_batches(batch)
         t0 = time.perf_counter()
+        small = self._small_estimates()
         n_local = result.samples
         if result.micro_sketches:
             sketches, sizes = result.micro_sketches, result.sketch_sizes
         else:  # one micro-batch: the shard's own (still local) gradient is this rank's estimate
             sketches, sizes = [self.probe.sketch().double().cpu().numpy()], [n_local]
-        loss_sum, n_total = ctx.sum([result.loss * n_local, float(n_local)])
+        # Ranks (or their micro-batches) are independent small estimates of the same step.
+        sq_sum, b_sum, count = small if small is not None else (0.0, 0.0, 0)
+        loss_sum, n_total, sq_sum, b_sum, count = ctx.sum([result.loss * n_local, float(n_local), sq_sum, b_sum,
+                                                           float(count)])
         # Weighted by shard size, so unequal shards (an epoch's tail) still give the global mean.
         allreduce_gradients(self.probe.params, ctx.world, weight=n_local, total=n_total)
         all_sketches, all_sizes = ctx.gather_sketches(sketches, sizes, self.probe.sketch_size)
         self.deba_seconds += time.perf_counter() - t0
-        obs = self._observation(loss_sum / n_total, int(round(n_total)), all_sketches, all_sizes, epoch)
+        small = (sq_sum, b_sum, int(round(count))) if count >= 2 else None
+        obs = self._observation(loss_sum / n_total, int(round(n_total)), all_sketches, all_sizes, epoch, small)
         return result, obs
 
-    def _observation(self, loss: float, n: int, sketches: list, sizes: list[int], epoch: int | None) -> Observation:
+    def _observation(self, loss: float, n: int, sketches: list, sizes: list[int], epoch: int | None,
+                     small: tuple[float, float, int] | None = None) -> Observation:
         t0 = time.perf_counter()
         snap = self.probe.capture()  # under DDP the reduced gradient: the same on every rank
         self.deba_seconds += time.perf_counter() - t0
@@ -234,6 +293,8 @@ class StepEngine:
             loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite, grad_sketch=snap.sketch,
             micro_sketches=sketches if independent else None, micro_sizes=sizes if independent else None,
             step=self.steps + 1, epoch=epoch, samples=self.samples + n,
+            small_batch=None if small is None or small[2] < 2 else small[1] / small[2],
+            small_grad_sq=None if small is None or small[2] < 2 else small[0] / small[2],
         )
 
     def _conclude(self, obs: Observation, result: MicroBatchResult | None, t0: float) -> StepOutcome:
@@ -248,6 +309,7 @@ class StepEngine:
             # Clear the gradients: an optimizer step that runs anyway (HF) then changes nothing.
             self.model.zero_grad(set_to_none=True)
         n = obs.batch_size
+        self._last_samples = n
         self.steps += 1
         self.samples += n
         if self.sampler is not None:

@@ -1,0 +1,141 @@
+"""Throughput ``T(B)`` in samples/s: measured where training went, predicted where it did not.
+
+Each optimizer step's training time is recorded under the batch size actually trained. The first
+steps after a size change (warm caches, allocator growth, compile) are dropped; the median of the
+rest is the measurement. Between and beyond the visited sizes a fitted step-time model
+``t(B) = a + c * B`` (least squares on the per-size medians) predicts ``T(B) = B / t(B)``; beyond the
+memory cap a batch runs as micro-batches, so ``T(B) ~ T(cap)``. A fixed ``table`` (batch ->
+samples/s) replaces all of this, which makes decisions a pure function of the observations.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from typing import Any, Mapping
+
+from deba.errors import DebaConfigError
+
+__all__ = ["ThroughputModel"]
+
+_KEEP = 32  # step times kept per batch size (medians of recent steps)
+
+
+def _check_table(table: Any) -> dict[int, float]:
+    if not isinstance(table, Mapping) or not table:
+        raise DebaConfigError.single("throughput", table, "must be a non-empty mapping batch size -> samples/s")
+    out: dict[int, float] = {}
+    for b, v in table.items():
+        try:
+            bi = int(b)
+        except (TypeError, ValueError) as exc:
+            raise DebaConfigError.single("throughput", b, "keys must be batch sizes (ints >= 1)") from exc
+        if bi < 1 or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise DebaConfigError.single(f"throughput[{b}]", v, "must be a finite samples/s > 0 for a batch size >= 1")
+        out[bi] = float(v)
+    return out
+
+
+class ThroughputModel:
+    """Samples per second at each batch size, measured or predicted.
+
+    Args:
+        table: a fixed table (batch -> samples/s); nothing is measured then.
+        skip_after_resize: steps dropped after each change of the trained size.
+        memory_cap: the largest micro-batch that fits (``None``: no cap known).
+
+    Example:
+        >>> m = ThroughputModel()
+        >>> for _ in range(5):
+        ...     m.record(32, 0.010)  # 32 samples in 10 ms
+        ...     m.record(64, 0.016)
+        >>> round(m.samples_per_second(32)), round(m.samples_per_second(128))
+        (3200, 5333)
+    """
+
+    def __init__(self, table: Mapping[int, float] | None = None, skip_after_resize: int = 2,
+                 memory_cap: int | None = None) -> None:
+        self.fixed = None if table is None else _check_table(table)
+        if isinstance(skip_after_resize, bool) or not isinstance(skip_after_resize, int) or skip_after_resize < 0:
+            raise DebaConfigError.single("skip_after_resize", skip_after_resize, "must be an int >= 0")
+        self.skip_after_resize = skip_after_resize
+        self.memory_cap = memory_cap
+        self._times: dict[int, deque[float]] = {}
+        self._last_batch: int | None = None
+        self._since_resize = 0
+
+    # Measuring ----------------------------------------------------------------------------------
+
+    def record(self, batch: int, seconds: float) -> None:
+        """One optimizer step of ``batch`` samples took ``seconds`` of training time."""
+        if self.fixed is not None or not (isinstance(seconds, (int, float)) and math.isfinite(seconds)) or seconds <= 0:
+            return
+        if batch != self._last_batch:
+            self._last_batch, self._since_resize = batch, 0
+        self._since_resize += 1
+        if self._since_resize <= self.skip_after_resize:
+            return
+        self._times.setdefault(int(batch), deque(maxlen=_KEEP)).append(float(seconds))
+
+    def measured(self) -> dict[int, float]:
+        """Samples/s at every batch size with a measurement (the fixed table, if given)."""
+        if self.fixed is not None:
+            return dict(sorted(self.fixed.items()))
+        return {b: b / statistics.median(ts) for b, ts in sorted(self._times.items()) if ts}
+
+    # Predicting ---------------------------------------------------------------------------------
+
+    def _fit(self, table: dict[int, float]) -> tuple[float, float] | None:
+        """``(a, c)`` of ``t(B) = a + c B`` from the measured step times, or ``None`` with < 2 sizes."""
+        if len(table) < 2:
+            return None
+        xs = list(table)
+        ts = [b / table[b] for b in xs]
+        mx, mt = sum(xs) / len(xs), sum(ts) / len(ts)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        c = sum((x - mx) * (t - mt) for x, t in zip(xs, ts)) / sxx
+        a = mt - c * mx
+        return max(a, 0.0), max(c, 1e-12)
+
+    def samples_per_second(self, batch: int) -> float | None:
+        """``T(batch)``: measured if visited, else predicted (``None`` when nothing supports it)."""
+        if self.memory_cap is not None and batch > self.memory_cap:
+            capped = self.samples_per_second(self.memory_cap)
+            return capped
+        table = self.measured()
+        if batch in table:
+            return table[batch]
+        fit = self._fit(table)
+        if fit is None:
+            return None
+        a, c = fit
+        return batch / (a + c * batch)
+
+    def is_measured(self, batch: int) -> bool:
+        """Whether ``T(batch)`` comes from a measurement (or the fixed table), not the fit."""
+        return batch in self.measured()
+
+    # State --------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: the fixed table or the recent step times, and the resize counter."""
+        return {
+            "fixed": None if self.fixed is None else {str(b): v for b, v in self.fixed.items()},
+            "times": {str(b): list(ts) for b, ts in self._times.items()},
+            "last_batch": self._last_batch,
+            "since_resize": self._since_resize,
+            "memory_cap": self.memory_cap,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (a resume decides from the same table)."""
+        try:
+            fixed = state["fixed"]
+            self.fixed = None if fixed is None else {int(b): float(v) for b, v in fixed.items()}
+            self._times = {int(b): deque((float(t) for t in ts), maxlen=_KEEP) for b, ts in state["times"].items()}
+            self._last_batch = state["last_batch"]
+            self._since_resize = int(state["since_resize"])
+            self.memory_cap = state.get("memory_cap")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DebaConfigError.single("state.throughput", type(exc).__name__, f"is malformed ({exc})") from exc

@@ -19,7 +19,7 @@ from torch import nn
 import deba
 from deba.training.history import read_history
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where the worker scripts are
 
 
 def toy(n=512, seed=0):

@@ -29,7 +29,15 @@ from deba.signals.collectors import (
     LossVariationCollector,
     MetricCollector,
 )
-from deba.control import BatchPolicy, BatchScheduler, Decision, ScoringStrategy, StabilityPolicy, next_batch_size
+from deba.control import (
+    BatchPolicy,
+    BatchScheduler,
+    Decision,
+    GoodputPolicy,
+    ScoringStrategy,
+    StabilityPolicy,
+    next_batch_size,
+)
 from deba.training.adapter import FrameworkAdapter
 from deba.training.callbacks import Callback
 from deba.training.controller import DebaController
@@ -45,6 +53,7 @@ __all__ = [
     "AdaptiveBatchSampler",
     "BatchPolicy",
     "FrameworkAdapter",
+    "GoodputPolicy",
     "StabilityPolicy",
     "Callback",
     "DebaController",

@@ -39,7 +39,7 @@ class EchoStrategy(deba.ScoringStrategy):
 
 
 @st.composite
-def profiles(draw, interval=None) -> deba.ArchitectureProfile:
+def profiles(draw, interval=None, policy=None) -> deba.ArchitectureProfile:
     g = draw(st.sampled_from([1, 2, 8]))
     lo = g * draw(st.integers(1, 4))
     hi = lo + g * draw(st.integers(0, 40))
@@ -66,20 +66,38 @@ def profiles(draw, interval=None) -> deba.ArchitectureProfile:
         nonfinite_patience=draw(st.integers(1, 4)),
         weights={"last_loss": 1.0},
         sketch_size=8,
+        policy=draw(st.sampled_from(["stability", "goodput"])) if policy is None else policy,
+        min_gain=draw(st.sampled_from([0.0, 0.05, 0.3])),
     )
 
 
-def echo_scheduler(profile: deba.ArchitectureProfile, by_instance: bool = True) -> deba.BatchScheduler:
-    """A scheduler whose score is 1 - loss. ``by_instance`` varies how it is built."""
+#: Observations carry a noise measurement of this noise scale (see ``obs``).
+NOISE_SCALE = 4000.0
+
+
+def rising_throughput(profile: deba.ArchitectureProfile) -> dict[int, float]:
+    """A fixed table where larger batches run faster per sample (so goodput can pay)."""
+    g = profile.granularity
+    return {b: 1000.0 * b / (b + 8.0) for b in range(profile.min_batch, profile.max_batch + 1, g)}
+
+
+def echo_scheduler(profile: deba.ArchitectureProfile, by_instance: bool = True, throughput=None) -> deba.BatchScheduler:
+    """A scheduler whose score is 1 - loss. ``by_instance`` varies how it is built.
+
+    Throughput is a fixed table (``rising_throughput`` by default), so decisions are a pure function
+    of the observations for both policies.
+    """
+    table = rising_throughput(profile) if throughput is None else throughput
     if by_instance:
         return deba.BatchScheduler(
             profile, strategy=EchoStrategy(profile),
             collectors=[LastLossCollector(window=profile.window, min_samples=profile.required_samples)],
+            throughput=table,
         )
     deba.registry.register("strategies", "echo", EchoStrategy, expected=deba.ScoringStrategy)
     deba.registry.register("collectors", "last_loss", LastLossCollector, expected=deba.MetricCollector)
     try:
-        return deba.BatchScheduler(profile, strategy="echo", collectors=["last_loss"])
+        return deba.BatchScheduler(profile, strategy="echo", collectors=["last_loss"], throughput=table)
     finally:
         # The process-wide registry is left as the test found it.
         deba.registry.unregister("strategies", "echo")
@@ -87,7 +105,10 @@ def echo_scheduler(profile: deba.ArchitectureProfile, by_instance: bool = True) 
 
 
 def obs(loss: float, batch: int = 8, finite: bool = True) -> deba.Observation:
-    return deba.Observation(loss=loss if finite else float("nan"), batch_size=batch, grad_norm=1.0)
+    """A step of ``batch`` samples with a noise measurement: ``|G|^2 = 1``, ``B_simple = NOISE_SCALE``."""
+    big_sq = 1.0 + NOISE_SCALE / batch
+    small = {"small_batch": batch / 2, "small_grad_sq": 1.0 + 2 * NOISE_SCALE / batch} if batch >= 2 else {}
+    return deba.Observation(loss=loss if finite else float("nan"), batch_size=batch, grad_norm=big_sq ** 0.5, **small)
 
 
 #: Fashion-MNIST IDX files: ../shared/data/fashion-mnist beside the repository (CI lays shared/

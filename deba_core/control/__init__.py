@@ -4,8 +4,10 @@ Imports ``deba.errors``, ``deba.registry``, ``deba.profiles`` and ``deba.signals
 """
 
 from deba.control.decision import Decision
-from deba.control.policy import BatchPolicy, StabilityPolicy
+from deba.control.goodput import GoodputPolicy
+from deba.control.policy import BatchPolicy, PolicySignals, StabilityPolicy
 from deba.control.scheduler import BatchScheduler, next_batch_size
 from deba.control.scoring import ScoringStrategy
 
-__all__ = ["BatchPolicy", "BatchScheduler", "Decision", "ScoringStrategy", "StabilityPolicy", "next_batch_size"]
+__all__ = ["BatchPolicy", "BatchScheduler", "Decision", "GoodputPolicy", "PolicySignals", "ScoringStrategy",
+           "StabilityPolicy", "next_batch_size"]

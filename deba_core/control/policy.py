@@ -16,9 +16,30 @@ from typing import Any, ClassVar, Literal
 from deba.errors import DebaConfigError
 from deba.profiles.schema import ArchitectureProfile
 
-__all__ = ["BatchPolicy", "Move", "StabilityPolicy", "next_batch_size"]
+__all__ = ["BatchPolicy", "Move", "PolicySignals", "StabilityPolicy", "next_batch_size"]
 
 _EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class PolicySignals:
+    """What a policy may look at besides the score (all measured by the scheduler).
+
+    Attributes:
+        initial_batch: the starting batch ``B0`` (the user's; its LR is the reference).
+        noise_scale: the measured ``B_simple`` (``None`` while there is no clear estimate).
+        noise_scale_low: a pessimistic bound on it, for decisions that need confidence.
+        throughput: ``T(B)`` in samples/s, measured or predicted (``samples_per_second(b)``).
+    """
+
+    initial_batch: int
+    noise_scale: float | None = None
+    noise_scale_low: float | None = None
+    throughput: Any = None
+
+    def samples_per_second(self, batch: int) -> float | None:
+        """``T(batch)``, or ``None`` when unknown."""
+        return None if self.throughput is None else self.throughput.samples_per_second(batch)
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,7 @@ def next_batch_size(profile: ArchitectureProfile, batch: int, score: float) -> t
     Example:
         >>> import deba
         >>> deba.next_batch_size(deba.load_profile("generic"), 32, 0.99)
-        (64, 'grow')
+        (48, 'grow')
     """
     g = profile.granularity
     if score >= profile.increase_above and batch < profile.max_batch:
@@ -54,7 +75,7 @@ def next_batch_size(profile: ArchitectureProfile, batch: int, score: float) -> t
 class BatchPolicy(ABC):
     """How far to move the batch at a decision, given the stability score.
 
-    Subclasses implement :meth:`propose`; everything else has a default. The scheduler calls
+    Subclasses set ``name`` and implement :meth:`propose`; everything else has a default. The scheduler calls
     :meth:`propose` only when a decision is allowed (after warm-up, outside cooldown, with full
     windows), so a policy never needs to know about timing. A policy must keep rules 1, 4 and 5
     (docs/design.md): stay within ``[min_batch, max_batch]`` on the grid, never ask for a smaller
@@ -67,11 +88,12 @@ class BatchPolicy(ABC):
 
     Example:
         >>> import deba
+        >>> from deba.control.policy import Move, PolicySignals
         >>> class Hold(deba.BatchPolicy):
         ...     name = "hold"
-        ...     def propose(self, batch, score):
-        ...         return deba.control.policy.Move(batch, "hold", "never moves")
-        >>> Hold(deba.load_profile("generic")).propose(32, 0.9).action
+        ...     def propose(self, batch, score, signals):
+        ...         return Move(batch, "hold", "never moves")
+        >>> Hold(deba.load_profile("generic")).propose(32, 0.9, PolicySignals(initial_batch=32)).action
         'hold'
     """
 
@@ -90,8 +112,8 @@ class BatchPolicy(ABC):
         self.profile = profile
 
     @abstractmethod
-    def propose(self, batch: int, score: float) -> Move:
-        """The move from ``batch`` for stability ``score`` (1 = stable, 0 = unstable)."""
+    def propose(self, batch: int, score: float, signals: PolicySignals) -> Move:
+        """The move from ``batch`` for stability ``score`` (1 = stable, 0 = unstable) given ``signals``."""
 
     def shrink_target(self, batch: int) -> int:
         """Where a safety shrink (non-finite steps) goes from ``batch``: one ``shrink_factor`` down."""
@@ -110,14 +132,15 @@ class StabilityPolicy(BatchPolicy):
 
     Example:
         >>> import deba
-        >>> p = deba.StabilityPolicy(deba.load_profile("generic"))
-        >>> p.propose(32, 0.99).batch_size, p.propose(32, 0.5).action
-        (64, 'hold')
+        >>> from deba.control.policy import PolicySignals
+        >>> p, s = deba.StabilityPolicy(deba.load_profile("generic")), PolicySignals(initial_batch=32)
+        >>> p.propose(32, 0.99, s).batch_size, p.propose(32, 0.5, s).action
+        (48, 'hold')
     """
 
     name = "stability"
 
-    def propose(self, batch: int, score: float) -> Move:
+    def propose(self, batch: int, score: float, signals: PolicySignals | None = None) -> Move:
         target, action = next_batch_size(self.profile, batch, score)
         p = self.profile
         if action == "grow":

@@ -23,7 +23,8 @@ import math
 from typing import Any, Iterable, Mapping, Sequence
 
 from deba.control.decision import Decision
-from deba.control.policy import BatchPolicy, Move, StabilityPolicy, next_batch_size
+from deba.control.goodput import GoodputPolicy
+from deba.control.policy import BatchPolicy, Move, PolicySignals, StabilityPolicy, next_batch_size
 from deba.control.scoring import ScoringStrategy
 from deba.control.state import SchedulerState
 from deba.control.throughput import ThroughputModel
@@ -51,7 +52,8 @@ class BatchScheduler:
         collectors: collector instances or registered names; by default one per metric in
             ``profile.weights``, built with the profile's window.
         strategy_options: keyword options for a strategy given by name.
-        policy: a :class:`BatchPolicy` instance or a registered name (``"stability"``).
+        policy: a :class:`BatchPolicy` instance or a registered name (``"stability"``, the published
+            rule; ``"goodput"``, DEBA v2's); default ``profile.policy``.
         initial_batch: the starting batch (the user's); default ``profile.initial_batch``.
         throughput: a fixed table (batch -> samples/s) or a :class:`ThroughputModel`; by default
             throughput is measured from the step times the step engine reports.
@@ -73,7 +75,7 @@ class BatchScheduler:
         collectors: Sequence[MetricCollector | str] | None = None,
         *,
         strategy_options: dict[str, Any] | None = None,
-        policy: BatchPolicy | str = "stability",
+        policy: BatchPolicy | str | None = None,
         initial_batch: int | None = None,
         throughput: Mapping[int, float] | ThroughputModel | None = None,
     ) -> None:
@@ -112,7 +114,9 @@ class BatchScheduler:
             raise DebaConfigError.single("strategy", strategy, "must be a ScoringStrategy instance or a registered name")
         return registry.create("strategies", strategy, expected=ScoringStrategy, profile=self.profile, **options)
 
-    def _build_policy(self, policy: BatchPolicy | str) -> BatchPolicy:
+    def _build_policy(self, policy: BatchPolicy | str | None) -> BatchPolicy:
+        if policy is None:
+            policy = self.profile.policy
         if isinstance(policy, BatchPolicy):
             if policy.profile != self.profile:
                 raise DebaConfigError.single(
@@ -121,6 +125,8 @@ class BatchScheduler:
             return policy
         if policy == StabilityPolicy.name:
             return StabilityPolicy(self.profile)
+        if policy == GoodputPolicy.name:
+            return GoodputPolicy(self.profile)
         if not isinstance(policy, str):
             raise DebaConfigError.single("policy", policy, "must be a BatchPolicy instance or a registered name")
         return registry.create("policies", policy, expected=BatchPolicy, profile=self.profile)
@@ -211,6 +217,11 @@ class BatchScheduler:
             return 10
         cost = max(full / half - 1.0, 0.0)
         return int(min(100, max(1, math.ceil(cost / 0.01 - 1e-9))))
+
+    def policy_signals(self) -> PolicySignals:
+        """What the policy sees besides the score: ``B0``, the noise scale and the throughput."""
+        return PolicySignals(initial_batch=self.initial_batch, noise_scale=self.noise.noise_scale,
+                             noise_scale_low=self.noise.noise_scale_low, throughput=self.throughput)
 
     def record_step_time(self, batch: int, seconds: float) -> None:
         """The step engine reports each step's training time (for the throughput model)."""
@@ -371,7 +382,7 @@ class BatchScheduler:
             return self._decide(reason=f"filling window {self.state.window_count}/{self.profile.required_samples}", **held)
         if self.strategy.calibrating:
             return self._decide(reason=f"calibrating ({self.strategy.name})", **held)
-        move = self.policy.propose(self.batch_size, score)
+        move = self.policy.propose(self.batch_size, score, self.policy_signals())
         if move.action == "grow" and had_nonfinite:
             return self._decide(reason=f"score {score:.3f} but a step was non-finite: no growth", **held)
         return self._decide(reason=move.reason, move=move if move.action != "hold" else None, **held)

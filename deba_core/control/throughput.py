@@ -47,11 +47,10 @@ class ThroughputModel:
 
     Example:
         >>> m = ThroughputModel()
-        >>> for _ in range(5):
-        ...     m.record(32, 0.010)  # 32 samples in 10 ms
-        ...     m.record(64, 0.016)
+        >>> for b, seconds in [(32, 0.010)] * 5 + [(64, 0.016)] * 5:  # the first 2 after a change are dropped
+        ...     m.record(b, seconds)
         >>> round(m.samples_per_second(32)), round(m.samples_per_second(128))
-        (3200, 5333)
+        (3200, 4571)
     """
 
     def __init__(self, table: Mapping[int, float] | None = None, skip_after_resize: int = 2,

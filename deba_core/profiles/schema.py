@@ -153,6 +153,8 @@ class ArchitectureProfile(StrictModel):
     weights: dict[MetricName, Annotated[float, Field(ge=0.0)]] = Field(default_factory=_default_weights)
     tau: dict[MetricName, Annotated[float, Field(gt=0.0)]] = Field(default_factory=_default_tau)
     lr_scaling: Literal["none", "linear", "sqrt"] = "linear"
+    policy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] = "stability"
+    min_gain: Annotated[float, Field(ge=0.0, le=10.0)] = 0.05
 
     rules: list[Rule] = Field(default_factory=_default_rules)
     rules_default: Verdict = "hold"

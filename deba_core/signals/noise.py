@@ -154,6 +154,18 @@ class NoiseScaleEstimator:
             return None
         return max(s, 0.0) / g
 
+    @property
+    def noise_scale_low(self) -> float | None:
+        """A pessimistic ``B_simple``: ``tr(Sigma)`` over ``|G|^2`` raised by ``min_snr`` standard errors.
+
+        A policy that needs confidence (growth must pay with a margin) decides from this bound.
+        """
+        point = self.noise_scale
+        if point is None:
+            return None
+        g, se = self.g_sq, self.g_sq_stderr or 0.0
+        return max(self.trace or 0.0, 0.0) / (g + self.min_snr * se)
+
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON-able data from which :meth:`load_state_dict` continues exactly."""
         return {"count": self.count, "w": self._w, "w2": self._w2, "g": self._g, "g2": self._g2, "s": self._s}

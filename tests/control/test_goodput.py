@@ -1,0 +1,122 @@
+"""The goodput policy: the gate, how far it grows, rule 9 (never to a slower batch), and the scheduler with it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import deba
+from deba.control.goodput import GoodputPolicy, efficiency
+from deba.control.policy import PolicySignals
+from deba.control.throughput import ThroughputModel
+from helpers import echo_scheduler, obs, profiles, rising_throughput
+
+MLP = deba.load_profile("mlp").replace(policy="goodput")
+
+
+def signals(table, noise=1000.0, b0=32):
+    return PolicySignals(initial_batch=b0, noise_scale=noise, noise_scale_low=noise, throughput=ThroughputModel(table))
+
+
+def test_efficiency_is_one_at_the_start_and_falls_with_the_batch():
+    assert efficiency(32, 100, 32) == 1.0
+    assert efficiency(64, 100, 32) < 1.0 < efficiency(16, 100, 32)
+
+
+def test_grows_to_the_best_goodput_when_larger_batches_run_faster_and_noise_is_large():
+    table = {32: 1000.0, 40: 1200.0, 48: 1400.0, 56: 1500.0, 64: 1550.0}
+    move = GoodputPolicy(MLP).propose(32, 0.9, signals(table, noise=5000.0))
+    assert move.action == "grow" and move.batch_size == 64 and "goodput" in move.reason
+
+
+def test_holds_when_the_noise_is_small_so_a_larger_batch_buys_nothing():
+    table = {32: 1000.0, 48: 1100.0, 64: 1200.0}
+    move = GoodputPolicy(MLP).propose(32, 0.9, signals(table, noise=10.0))
+    assert move.action == "hold" and "gain" in move.reason
+
+
+def test_holds_without_a_noise_estimate_or_a_throughput_measurement():
+    table = {32: 1000.0, 64: 3000.0}
+    none = PolicySignals(initial_batch=32, throughput=ThroughputModel(table))
+    assert GoodputPolicy(MLP).propose(32, 0.99, none).action == "hold"
+    assert "noise" in GoodputPolicy(MLP).propose(32, 0.99, none).reason
+    unmeasured = PolicySignals(initial_batch=32, noise_scale=1e4, noise_scale_low=1e4, throughput=ThroughputModel())
+    assert GoodputPolicy(MLP).propose(32, 0.99, unmeasured).action == "hold"
+
+
+def test_gate_shut_shrinks_and_neutral_holds():
+    s = signals({32: 1000.0, 64: 3000.0}, noise=1e4)
+    p = GoodputPolicy(MLP)
+    assert p.propose(64, MLP.decrease_below - 0.01, s).action == "shrink"
+    assert p.propose(64, (MLP.decrease_below + MLP.increase_above) / 2, s).action == "hold"
+
+
+@given(profiles(policy="goodput"), st.integers(0, 50), st.floats(0, 1), st.floats(1.0, 1e5),
+       st.floats(0.2, 0.99), st.booleans())
+def test_rule9_a_falling_throughput_table_never_grows(profile, k, score, noise, fall, from_table):
+    """Rule 9, for every gate state, noise scale and table that falls with B (measured or predicted)."""
+    g = profile.granularity
+    sizes = list(range(profile.min_batch, profile.max_batch + 1, g))
+    batch = sizes[k % len(sizes)]
+    table = {b: 1000.0 * fall ** (b / profile.min_batch) for b in (sizes if from_table else sizes[:3])}
+    move = GoodputPolicy(profile).propose(batch, score, signals(table, noise=noise, b0=profile.initial_batch))
+    assert move.action != "grow", move
+
+
+@given(profiles(policy="goodput"), st.integers(0, 50), st.floats(0, 1), st.floats(0.0, 1e5))
+def test_goodput_moves_are_bounded_on_the_grid_and_monotone_in_the_score(profile, k, score, noise):
+    g = profile.granularity
+    sizes = list(range(profile.min_batch, profile.max_batch + 1, g))
+    batch = sizes[k % len(sizes)]
+    s = signals(rising_throughput(profile), noise=noise, b0=profile.initial_batch)
+    p = GoodputPolicy(profile)
+    move = p.propose(batch, score, s)
+    assert move.batch_size in sizes
+    if move.action == "grow":
+        assert batch + g <= move.batch_size <= max(batch + g, math.floor(batch * profile.growth_factor / g + 1e-9) * g)
+    if move.action == "shrink":
+        assert move.batch_size >= min(math.floor(batch / profile.shrink_factor / g + 1e-9) * g, batch - g)
+    higher = p.propose(batch, min(1.0, score + 0.3), s)
+    assert higher.batch_size >= move.batch_size, "rule 4: a higher score never gives a smaller batch"
+
+
+def _run(profile, table, loss=0.0, steps=400):
+    sched = echo_scheduler(profile, throughput=table)
+    for _ in range(steps):
+        sched.observe(obs(loss, sched.batch_size))
+        if profile.interval == "epoch":
+            sched.end_epoch()
+    return sched
+
+
+def test_the_scheduler_grows_with_goodput_and_reports_the_noise_scale():
+    prof = MLP.replace(weights={"last_loss": 1.0}, tau={"last_loss": 1.0}, warmup=0, cooldown=0, interval=1,
+                       window=3, min_samples=2)
+    sched = _run(prof, rising_throughput(prof))
+    assert sched.batch_size > prof.initial_batch
+    d = sched.last_decision
+    assert d.noise_scale == pytest.approx(4000.0, rel=1e-6), "B_simple of the helper's measurements"
+    state = sched.state_dict()
+    assert state["noise"]["count"] > 0 and state["throughput"]["fixed"] is not None
+
+
+def test_the_scheduler_holds_where_larger_batches_run_slower():
+    prof = MLP.replace(weights={"last_loss": 1.0}, tau={"last_loss": 1.0}, warmup=0, cooldown=0, interval=1,
+                       window=3, min_samples=2)
+    falling = {b: 5000.0 / (1 + b / 100) for b in range(prof.min_batch, prof.max_batch + 1, prof.granularity)}
+    sched = _run(prof, falling)
+    assert sched.batch_size == prof.initial_batch and sched.changes == 0
+    assert "slower" in sched.last_decision.reason
+
+
+def test_measurement_interval_keeps_the_split_cost_under_one_percent():
+    prof = MLP
+    cheap = deba.BatchScheduler(prof, throughput={16: 1000.0, 32: 1000.0})
+    assert cheap.measurement_interval() == 1, "splitting costs nothing: measure every step"
+    costly = deba.BatchScheduler(prof, throughput={16: 1000.0, 32: 1300.0})
+    k = costly.measurement_interval()
+    assert (1300 / 1000 - 1) / k <= 0.01 + 1e-12 < (1300 / 1000 - 1) / (k - 1)
+    assert deba.BatchScheduler(prof.replace(policy="stability")).measurement_interval() is None

@@ -71,9 +71,9 @@ class NoiseScaleEstimator:
     """Averages ``|G|^2`` and ``tr(Sigma)`` separately and reports ``B_simple`` when it is meaningful.
 
     The averaging horizon is counted in optimizer steps, not measurements: a measurement taken
-    ``gap`` steps after the previous one weighs the past by ``1 - gap / horizon`` (kept in
-    [0.5, 0.99]), so measuring every step averages over about ``horizon`` steps (EMA 0.98 for 50)
-    and measuring every 10 steps averages over about as many steps with fewer, heavier samples.
+    ``gap`` steps after the previous one weighs the past by ``1 - gap / horizon``, kept in
+    [0.9, 0.99] so about ten measurements or more always count. Measuring every step averages over
+    about ``horizon`` steps (EMA 0.98 for 50); measuring every 10 steps over about 100.
 
     Args:
         horizon: averaging horizon in optimizer steps.
@@ -115,7 +115,7 @@ class NoiseScaleEstimator:
             raise DebaConfigError.single("measurement", type(m).__name__, "must be a NoiseMeasurement")
         if isinstance(gap, bool) or not isinstance(gap, int) or gap < 1:
             raise DebaConfigError.single("gap", gap, "must be an int >= 1")
-        beta = min(0.99, max(0.5, 1.0 - gap / self.horizon))
+        beta = min(0.99, max(0.9, 1.0 - gap / self.horizon))
         g = m.g_sq
         self._w = beta * self._w + 1.0
         self._w2 = beta * beta * self._w2 + 1.0

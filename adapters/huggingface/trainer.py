@@ -58,6 +58,7 @@ from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError
 from deba.profiles.loading import resolve_profile
+from deba.profiles.lr_rule import optimizer_family
 from deba.profiles.schema import ArchitectureProfile
 from deba.signals.probe import GradientProbe
 from deba.training.checkpoint import STATE_FILE, build_state, read_state, restore_state, write_json_atomic
@@ -284,7 +285,9 @@ class DebaTrainer(Trainer):
             engine.no_sync = lambda: self.accelerator.no_sync(model)
             self._deba_bound = model
         if engine.coupler is None:
-            engine.coupler = LRCoupler(self._deba_torch_optimizer(), engine.lr_factor)
+            opt = self._deba_torch_optimizer()
+            self.deba_scheduler.optimizer_family = optimizer_family(opt)  # the optimizer exists from here on
+            engine.coupler = LRCoupler(opt, engine.lr_factor)
         return engine
 
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:

@@ -16,7 +16,8 @@ class Decision:
         batch_size: the global batch size to use from the next step on.
         previous_batch_size: the batch size before this decision.
         changed: whether ``batch_size`` differs from ``previous_batch_size``.
-        action: ``"grow"``, ``"shrink"`` or ``"hold"``.
+        action: ``"grow"``, ``"shrink"``, ``"hold"``, or ``"rollback"`` (a safety return to the batch
+            before the last growth, after a loss spike or a non-finite step within its cooldown).
         score: the stability score, or ``None`` while no score is available.
         reason: why, in words (``"warmup 2/4"``, ``"cooldown"``, ``"score 0.81 >= 0.65"``...).
         lr_factor: multiplier of the base learning rate for ``batch_size`` (rule 7).
@@ -31,7 +32,7 @@ class Decision:
     batch_size: int
     previous_batch_size: int
     changed: bool
-    action: Literal["grow", "shrink", "hold"]
+    action: Literal["grow", "shrink", "hold", "rollback"]
     score: float | None
     reason: str
     lr_factor: float

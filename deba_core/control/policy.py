@@ -47,7 +47,7 @@ class Move:
     """A policy's answer: the batch it asks for, the action and why (in words)."""
 
     batch_size: int
-    action: Literal["grow", "shrink", "hold"]
+    action: Literal["grow", "shrink", "hold", "rollback"]
     reason: str
 
 

@@ -35,6 +35,7 @@ from deba.registry import registry
 from deba.signals.collectors.base import MetricCollector
 from deba.signals.interval import IntervalAccumulator
 from deba.signals.noise import NoiseScaleEstimator
+from deba.signals.spike import SpikeDetector
 from deba.signals.observation import Observation
 
 __all__ = ["BatchScheduler", "next_batch_size"]
@@ -57,6 +58,8 @@ class BatchScheduler:
         initial_batch: the starting batch (the user's); default ``profile.initial_batch``.
         throughput: a fixed table (batch -> samples/s) or a :class:`ThroughputModel`; by default
             throughput is measured from the step times the step engine reports.
+        optimizer_family: ``"sgd"`` or ``"adam"`` (``deba.profiles.lr_rule.optimizer_family``), for
+            ``lr_scaling: auto``.
 
     Example:
         >>> import deba
@@ -78,10 +81,15 @@ class BatchScheduler:
         policy: BatchPolicy | str | None = None,
         initial_batch: int | None = None,
         throughput: Mapping[int, float] | ThroughputModel | None = None,
+        optimizer_family: str | None = None,
     ) -> None:
+        if optimizer_family not in (None, "sgd", "adam"):
+            raise DebaConfigError.single("optimizer_family", optimizer_family, "must be 'sgd', 'adam' or None")
+        self.optimizer_family = optimizer_family
         self.profile = load_profile(profile)
         self.throughput = throughput if isinstance(throughput, ThroughputModel) else ThroughputModel(throughput)
         self.noise = NoiseScaleEstimator()
+        self.spikes = SpikeDetector()
         self.initial_batch = self._check_initial(initial_batch)
         self.strategy = self._build_strategy(strategy, strategy_options or {})
         self.collectors = self._build_collectors(collectors)
@@ -188,7 +196,7 @@ class BatchScheduler:
     @property
     def lr_factor(self) -> float:
         """Multiplier of the base learning rate for the current batch (rule 7)."""
-        return self.profile.lr_factor(self.batch_size, self.initial_batch)
+        return self.profile.lr_factor(self.batch_size, self.initial_batch, self.optimizer_family, self.noise.noise_scale)
 
     @property
     def in_cooldown(self) -> bool:
@@ -250,7 +258,10 @@ class BatchScheduler:
         self.state.step += 1
         self._acc.steps += 1
         self._measure_noise(obs)
+        spike = obs.is_finite and self.spikes.update(obs.loss)
         emergency = self._count_step(obs)
+        if (spike or not obs.is_finite) and self._may_roll_back():
+            return self._roll_back(f"loss spike ({obs.loss:.4g})" if spike else "non-finite loss or gradient")
         if emergency is not None and emergency.changed:
             return emergency
         if self.profile.interval != "epoch" and self._acc.steps >= int(self.profile.interval):
@@ -298,6 +309,16 @@ class BatchScheduler:
         gap = 1 if self._last_measured_step is None else max(1, self.state.step - self._last_measured_step)
         self.noise.update(m, gap=gap)
         self._last_measured_step = self.state.step
+
+    def _may_roll_back(self) -> bool:
+        """Within the cooldown after a growth (docs/design.md, rule 10)."""
+        return self.state.grown_from is not None and self.in_cooldown
+
+    def _roll_back(self, trouble: str) -> Decision:
+        """Back to the batch (and so the LR) before the last growth; exempt from rules 2, 3 and 5."""
+        target = int(self.state.grown_from)
+        move = Move(target, "rollback", f"{trouble} within the cooldown after growing from {target}: roll back")
+        return self._decide(reason=move.reason, decided=True, move=move)
 
     def _count_step(self, obs: Observation) -> Decision | None:
         """Window a finite step; count a non-finite one (and maybe shrink)."""
@@ -415,6 +436,7 @@ class BatchScheduler:
             "noise": self.noise.state_dict(),
             "last_measured_step": self._last_measured_step,
             "throughput": self.throughput.state_dict(),
+            "spikes": self.spikes.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -439,6 +461,7 @@ class BatchScheduler:
             self.noise.load_state_dict(state["noise"])
             self._last_measured_step = state["last_measured_step"]
             self.throughput.load_state_dict(state["throughput"])
+            self.spikes.load_state_dict(state["spikes"])
             last = state["last_decision"]
             self.last_decision = None if last is None else Decision(**last)
         except DebaConfigError:

@@ -22,6 +22,8 @@ class SchedulerState:
         nonfinite_total: non-finite steps seen.
         nonfinite_consecutive: non-finite steps in a row up to now.
         interval_nonfinite: non-finite steps in the open interval.
+        grown_from: the batch before the last change, when that change was a growth (what a
+            safety rollback returns to); ``None`` otherwise.
 
     Example:
         >>> s = SchedulerState(batch_size=32)
@@ -38,9 +40,11 @@ class SchedulerState:
     nonfinite_total: int = 0
     nonfinite_consecutive: int = 0
     interval_nonfinite: int = 0
+    grown_from: int | None = None
 
     def record_change(self, batch_size: int) -> None:
         """A change to ``batch_size``: the cooldown starts, the windows restart (rule 2)."""
+        self.grown_from = self.batch_size if batch_size > self.batch_size else None
         self.batch_size = batch_size
         self.changes += 1
         self.intervals_since_change = 0
@@ -55,7 +59,8 @@ class SchedulerState:
     def from_dict(cls, data: dict[str, Any]) -> "SchedulerState":
         """The inverse of :meth:`to_dict` (``KeyError``/``TypeError``/``ValueError`` when malformed)."""
         values: dict[str, Any] = {}
+        optional = ("intervals_since_change", "grown_from")
         for f in fields(cls):
-            raw = data[f.name]
-            values[f.name] = None if raw is None and f.name == "intervals_since_change" else int(raw)
+            raw = data.get(f.name) if f.name == "grown_from" else data[f.name]
+            values[f.name] = None if raw is None and f.name in optional else int(raw)
         return cls(**values)

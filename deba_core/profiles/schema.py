@@ -152,7 +152,7 @@ class ArchitectureProfile(StrictModel):
 
     weights: dict[MetricName, Annotated[float, Field(ge=0.0)]] = Field(default_factory=_default_weights)
     tau: dict[MetricName, Annotated[float, Field(gt=0.0)]] = Field(default_factory=_default_tau)
-    lr_scaling: Literal["none", "linear", "sqrt"] = "linear"
+    lr_scaling: Literal["auto", "none", "linear", "sqrt", "adascale"] = "linear"
     policy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] = "stability"
     min_gain: Annotated[float, Field(ge=0.0, le=10.0)] = 0.05
 
@@ -232,15 +232,14 @@ class ArchitectureProfile(StrictModel):
         """Scale of ``metric``; metrics the profile does not know get scale 1."""
         return self.tau.get(metric, 1.0)
 
-    def lr_factor(self, batch_size: int, reference: int | None = None) -> float:
+    def lr_factor(self, batch_size: int, reference: int | None = None, family: str | None = None,
+                  noise_scale: float | None = None) -> float:
         """Learning-rate multiplier for ``batch_size`` relative to ``reference`` (default
-        ``initial_batch``), by ``lr_scaling`` (rule 7)."""
-        ratio = batch_size / (reference or self.initial_batch)
-        if self.lr_scaling == "linear":
-            return ratio
-        if self.lr_scaling == "sqrt":
-            return math.sqrt(ratio)
-        return 1.0
+        ``initial_batch``), by ``lr_scaling`` (rule 7; ``deba.profiles.lr_rule`` has the rules:
+        ``auto`` and ``adascale`` need the optimizer family and the noise scale)."""
+        from deba.profiles.lr_rule import lr_factor
+
+        return lr_factor(self.lr_scaling, batch_size, reference or self.initial_batch, family, noise_scale)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data that :meth:`model_validate` accepts back."""

@@ -12,6 +12,7 @@ from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError
 from deba.profiles.loading import resolve_profile
+from deba.profiles.lr_rule import optimizer_family
 from deba.profiles.schema import ArchitectureProfile
 from deba.signals.probe import GradientProbe
 from deba.training.lr import LRCoupler
@@ -74,7 +75,7 @@ class DebaController:
         if sampler is not None and not isinstance(sampler, AdaptiveBatchSampler):
             raise DebaConfigError.single("sampler", type(sampler).__name__, "must be a deba.AdaptiveBatchSampler")
         self.profile = resolve_profile(profile, model)
-        self.scheduler = BatchScheduler(self.profile, strategy=strategy)
+        self.scheduler = BatchScheduler(self.profile, strategy=strategy, optimizer_family=optimizer_family(optimizer))
         self.probe = GradientProbe(model, sketch_size=self.profile.sketch_size, seed=seed)
         self.lr = LRCoupler(optimizer, self.scheduler.lr_factor)
         self.sampler = sampler

@@ -22,6 +22,7 @@ from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError, DebaError
 from deba.profiles.loading import resolve_profile
+from deba.profiles.lr_rule import optimizer_family
 from deba.profiles.schema import ArchitectureProfile
 from deba.signals.probe import GradientProbe
 from deba.training import distributed
@@ -153,7 +154,8 @@ class _FitRun:
         if self.ctx is not None:
             self.ctx.check_granularity(self.profile.granularity)
             distributed.broadcast_module(cfg.model)
-        self.scheduler = BatchScheduler(self.profile, strategy=cfg.strategy, strategy_options=cfg.strategy_options)
+        self.scheduler = BatchScheduler(self.profile, strategy=cfg.strategy, strategy_options=cfg.strategy_options,
+                                        optimizer_family=optimizer_family(cfg.optimizer))
         self.sampler = self._sampler()
         self.loader = self._loader()
         self.coupler = LRCoupler(cfg.optimizer, self.scheduler.lr_factor)

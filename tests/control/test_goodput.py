@@ -120,3 +120,26 @@ def test_measurement_interval_keeps_the_split_cost_under_one_percent():
     k = costly.measurement_interval()
     assert (1300 / 1000 - 1) / k <= 0.01 + 1e-12 < (1300 / 1000 - 1) / (k - 1)
     assert deba.BatchScheduler(prof.replace(policy="stability")).measurement_interval() is None
+
+
+def test_lr_rules_by_name_and_by_optimizer_family():
+    import torch
+
+    from deba.profiles.lr_rule import adascale_gain, lr_factor, optimizer_family
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    assert optimizer_family(torch.optim.SGD(params, lr=0.1, momentum=0.9)) == "sgd"
+    assert optimizer_family(torch.optim.Adam(params)) == optimizer_family(torch.optim.AdamW(params)) == "adam"
+    assert optimizer_family(torch.optim.RMSprop(params)) is None
+    assert lr_factor("auto", 128, 32, family="adam") == 2.0, "Adam-family: sqrt"
+    assert lr_factor("auto", 128, 32, family="sgd", noise_scale=96.0) == pytest.approx(adascale_gain(128, 32, 96.0))
+    assert 1.0 < adascale_gain(128, 32, 96.0) < 4.0, "AdaScale lies between none and linear"
+    assert lr_factor("auto", 128, 32, family="sgd", noise_scale=None) == 1.0, "no estimate: gain 1"
+    prof = MLP.replace(lr_scaling="auto", weights={"last_loss": 1.0}, tau={"last_loss": 1.0}, warmup=0, cooldown=0,
+                       interval=1, window=3, min_samples=2)
+    sched = echo_scheduler(prof)
+    sched.optimizer_family = "sgd"
+    for _ in range(50):
+        d = sched.observe(obs(0.0, sched.batch_size))
+    assert sched.batch_size > prof.initial_batch
+    assert d.lr_factor == pytest.approx(adascale_gain(sched.batch_size, prof.initial_batch, d.noise_scale))

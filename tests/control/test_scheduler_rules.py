@@ -54,7 +54,7 @@ def test_rule2_cooldown_and_window_restart(profile, evs):
     for e in evs:
         d = feed(sched, e)
         if d.changed:
-            if last_change_interval is not None:
+            if last_change_interval is not None and d.action != "rollback":  # rule 10 is exempt
                 # strictly more than `cooldown` intervals completed since the previous change
                 assert sched.intervals - last_change_interval > profile.cooldown
             last_change_interval = sched.intervals
@@ -68,7 +68,7 @@ def test_rule3_warmup_and_min_samples(profile, evs):
     for e in evs:
         before_window = sched.state.window_count
         d = feed(sched, e)
-        if d.changed:
+        if d.changed and d.action != "rollback":  # a safety rollback is exempt (rule 10)
             assert sched.intervals >= profile.warmup
             if d.action != "shrink" or d.score is not None:
                 # a score-driven change needs a full-enough window (this interval included)
@@ -163,11 +163,18 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.twin = echo_scheduler(profile, by_instance=True)  # never restored: the reference
         self.last_change = None
         self.previous = profile.initial_batch
+        self.before_growth = None
 
     def _check(self, d: deba.Decision, t: deba.Decision) -> None:
         assert d == t, f"restored scheduler diverged: {d} != {t}"
         if d.changed:
             assert d.previous_batch_size == self.previous
+            if d.action == "rollback":  # rule 10: back to the batch before the growth, exempt from 2, 3, 5
+                assert d.batch_size == self.before_growth and d.batch_size < d.previous_batch_size
+                self.last_change = self.sched.intervals
+                self.previous = d.batch_size
+                return
+            self.before_growth = d.previous_batch_size if d.batch_size > d.previous_batch_size else None
             if self.last_change is not None:
                 assert self.sched.intervals - self.last_change > self.profile.cooldown
             self.last_change = self.sched.intervals

@@ -87,7 +87,9 @@ class DebaTrainer(Trainer):
 
     Args:
         *args, **kwargs: everything ``Trainer`` takes (``args`` is copied, never changed).
-        deba_profile: a profile, a name, a file, or ``"auto"`` (detected from the model).
+        deba_profile: a profile, a name, a file, or ``"auto"`` (detected from the model). The
+            starting batch is yours: ``per_device_train_batch_size x world_size`` (the LR in your
+            arguments belongs to it); the profile's bounds are widened to include it if needed.
         deba_strategy: a scoring strategy instance or registered name.
         deba_max_micro_batch: samples per forward/backward (default: the profile's cap, else the
             whole batch).
@@ -116,7 +118,9 @@ class DebaTrainer(Trainer):
         train_dataset = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
         refuse_incompatible(training_args, train_dataset, deba_max_micro_batch, deba_max_samples)
         super().__init__(*args, **kwargs)
-        self.deba_profile = resolve_profile(deba_profile, self.model)
+        start = self.args.per_device_train_batch_size * max(1, self.args.world_size)
+        self.deba_profile = resolve_profile(deba_profile, self.model).starting_at(
+            start, field="per_device_train_batch_size x world_size")
         self.deba_scheduler = BatchScheduler(self.deba_profile, strategy=deba_strategy,
                                              strategy_options=deba_strategy_options)
         self.deba_max_micro_batch = deba_max_micro_batch or self.deba_profile.max_micro_batch

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from deba.errors import DebaConfigError
 from deba.profiles.validation import CrossFieldError, StrictModel
 
 __all__ = [
@@ -240,6 +241,39 @@ class ArchitectureProfile(StrictModel):
         from deba.profiles.lr_rule import lr_factor
 
         return lr_factor(self.lr_scaling, batch_size, reference or self.initial_batch, family, noise_scale)
+
+    def starting_at(self, batch: int, field: str = "batch_size") -> "ArchitectureProfile":
+        """This profile with ``batch`` (the user's) as the starting batch ``B0``.
+
+        The user's LR belongs to their batch, so it is DEBA's reference; ``initial_batch`` only
+        applies when the user gives none. Bounds are kept, or widened to include ``batch`` with a
+        warning; a batch off the grid narrows the grid to ``gcd(granularity, batch)`` (warned).
+
+        Example:
+            >>> import deba
+            >>> p = deba.load_profile("mlp").starting_at(64)
+            >>> p.initial_batch, p.min_batch, p.granularity
+            (64, 16, 8)
+        """
+        import warnings
+
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise DebaConfigError.single(field, batch, "must be an int >= 1")
+        changes: dict[str, Any] = {"initial_batch": batch}
+        notes = []
+        if batch % self.granularity:
+            changes["granularity"] = math.gcd(self.granularity, batch)
+            notes.append(f"granularity {self.granularity} -> {changes['granularity']} (the grid holds {batch})")
+        if batch < self.min_batch:
+            changes["min_batch"] = batch
+            notes.append(f"min_batch {self.min_batch} -> {batch}")
+        if batch > self.max_batch:
+            changes["max_batch"] = batch
+            notes.append(f"max_batch {self.max_batch} -> {batch}")
+        if notes:
+            warnings.warn(f"DEBA: starting batch {field}={batch} lies outside profile {self.name!r}: "
+                          + "; ".join(notes), UserWarning, stacklevel=3)
+        return self.replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data that :meth:`model_validate` accepts back."""

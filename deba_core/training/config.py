@@ -65,6 +65,7 @@ class FitConfig:
     loss_fn: Callable[[Any, Any], torch.Tensor]
     profile: ArchitectureProfile | str = "auto"
     strategy: ScoringStrategy | str = "equal-weight"
+    batch_size: int | None = None
     epochs: int | None = None
     max_samples: int | None = None
     eval_data: Any = None
@@ -90,7 +91,8 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         self._check_objects()
-        for name in ("epochs", "max_samples", "checkpoint_every", "fixed_batch", "nonfinite_abort", "max_micro_batch"):
+        for name in ("batch_size", "epochs", "max_samples", "checkpoint_every", "fixed_batch", "nonfinite_abort",
+                     "max_micro_batch"):
             _positive_or_none(name, getattr(self, name))
         _positive_or_none("history_in_memory", self.history_in_memory)
         if self.epochs is None and self.max_samples is None:

@@ -38,6 +38,8 @@ class DebaController:
         profile: a profile, a name, a file, or ``"auto"`` (detect from ``model``).
         strategy: a strategy instance or registered name.
         seed: seed of the gradient sketch.
+        batch_size: your batch, the starting batch ``B0`` (default: the sampler's batch size, else
+            ``profile.initial_batch``); your LR belongs to it.
 
     Example:
         >>> import torch, deba
@@ -67,6 +69,7 @@ class DebaController:
         profile: ArchitectureProfile | str = "auto",
         strategy: ScoringStrategy | str = "equal-weight",
         seed: int = 0,
+        batch_size: int | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise DebaConfigError.single("model", type(model).__name__, "must be an nn.Module")
@@ -74,7 +77,10 @@ class DebaController:
             raise DebaConfigError.single("optimizer", type(optimizer).__name__, "must be a torch.optim.Optimizer")
         if sampler is not None and not isinstance(sampler, AdaptiveBatchSampler):
             raise DebaConfigError.single("sampler", type(sampler).__name__, "must be a deba.AdaptiveBatchSampler")
+        start = batch_size if batch_size is not None else (sampler.batch_size if sampler is not None else None)
         self.profile = resolve_profile(profile, model)
+        if start is not None:
+            self.profile = self.profile.starting_at(start, field="batch_size" if batch_size is not None else "sampler.batch_size")
         self.scheduler = BatchScheduler(self.profile, strategy=strategy, optimizer_family=optimizer_family(optimizer))
         self.probe = GradientProbe(model, sketch_size=self.profile.sketch_size, seed=seed)
         self.lr = LRCoupler(optimizer, self.scheduler.lr_factor)

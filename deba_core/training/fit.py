@@ -178,6 +178,8 @@ class _FitRun:
 
     def _profile(self) -> ArchitectureProfile:
         prof = resolve_profile(self.cfg.profile, self.cfg.model)
+        if self.cfg.batch_size is not None:
+            prof = prof.starting_at(self.cfg.batch_size)
         b = self.cfg.fixed_batch
         if b is not None:
             prof = prof.replace(min_batch=b, max_batch=b, initial_batch=b, granularity=1)
@@ -377,6 +379,7 @@ def fit(
     loss_fn: Callable[[Any, Any], torch.Tensor],
     profile: ArchitectureProfile | str = "auto",
     strategy: ScoringStrategy | str = "equal-weight",
+    batch_size: int | None = None,
     epochs: int | None = None,
     max_samples: int | None = None,
     eval_data: Any = None,
@@ -405,10 +408,10 @@ def fit(
     Args:
         model: the model; moved to ``device``.
         train_data: a map-style dataset yielding ``(inputs, targets)``, or a tuple of tensors.
-        optimizer: its optimizer (base LRs belong to ``profile.initial_batch``).
+        optimizer: its optimizer (its LRs belong to the starting batch).
         loss_fn: ``loss_fn(outputs, targets)`` -> mean loss.
-        profile: profile, name, file, or ``"auto"`` (architecture detection on ``model``).
-        strategy: scoring strategy instance or name.
+        profile: profile, name, file, or ``"auto"`` (architecture detection); ``strategy``: instance or name.
+        batch_size: your batch, the starting batch ``B0`` (default ``profile.initial_batch``).
         epochs: epochs to train; with ``None``, ``max_samples`` sets the budget.
         max_samples: stop once this many samples were trained on.
         eval_data: evaluated at each epoch end (loss, accuracy).
@@ -428,8 +431,7 @@ def fit(
         nonfinite_abort: consecutive non-finite steps after which training stops with an error
             (default ``3 * profile.nonfinite_patience``).
         fixed_batch: run a fixed-batch baseline instead (DEBA observes and logs, never changes).
-        strategy_options: keyword options for a strategy given by name.
-        tensorboard: mirror scalars to TensorBoard under ``log_dir`` when it is installed.
+        strategy_options: keyword options for a strategy given by name; ``tensorboard``: mirror scalars.
         history_in_memory: records kept in memory (the full history is in ``log_dir``).
 
     Returns:

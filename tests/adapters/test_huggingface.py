@@ -55,7 +55,8 @@ def make_trainer(task, out, *, epochs=8, train=None, profile=PROFILE, callbacks=
     train_ds, test_ds, tok, k = task
     deba_kwargs = {key: arg_overrides.pop(key) for key in list(arg_overrides) if key.startswith("deba_")}
     kwargs = dict(num_train_epochs=epochs, learning_rate=2e-3, logging_steps=4, save_strategy="no", report_to=[],
-                  use_cpu=True, eval_strategy="epoch", disable_tqdm=True, seed=0)
+                  use_cpu=True, eval_strategy="epoch", disable_tqdm=True, seed=0,
+                  per_device_train_batch_size=PROFILE.initial_batch)  # the starting batch is the user's
     kwargs.update(arg_overrides)
     return DebaTrainer(model=tiny_bert(len(tok), k), args=TrainingArguments(str(out), **kwargs),
                        train_dataset=train if train is not None else train_ds, eval_dataset=test_ds,

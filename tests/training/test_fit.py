@@ -160,7 +160,7 @@ def test_manual_mode_controller():
     sampler = deba.AdaptiveBatchSampler(data, batch_size=8)
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler)
     ctl = deba.DebaController(model, opt, sampler=sampler, profile=FAST)
-    assert sampler.batch_size == FAST.initial_batch
+    assert sampler.batch_size == ctl.batch_size == 8, "the user's batch is the starting batch"
     sizes = []
     for _ in range(3):
         for xb, yb in loader:

@@ -30,6 +30,7 @@ from deba.control.state import SchedulerState
 from deba.control.throughput import ThroughputModel
 from deba.errors import DebaConfigError
 from deba.profiles.loading import load_profile
+from deba.profiles.lr_rule import progress_credit
 from deba.profiles.schema import ArchitectureProfile
 from deba.registry import registry
 from deba.signals.collectors.base import MetricCollector
@@ -89,6 +90,7 @@ class BatchScheduler:
         self.profile = load_profile(profile)
         self.throughput = throughput if isinstance(throughput, ThroughputModel) else ThroughputModel(throughput)
         self.noise = NoiseScaleEstimator()
+        self.measure_noise = False
         self.spikes = SpikeDetector()
         self.initial_batch = self._check_initial(initial_batch)
         self.strategy = self._build_strategy(strategy, strategy_options or {})
@@ -158,6 +160,7 @@ class BatchScheduler:
     def _reset_state(self) -> None:
         self.state = SchedulerState(batch_size=self.initial_batch)
         self._last_measured_step: int | None = None
+        self._last_clear_noise: float | None = None
         self._acc.clear()
         self.last_decision: Decision | None = None
 
@@ -217,7 +220,7 @@ class BatchScheduler:
         which costs ``T(B)/T(B/2) - 1`` of a step; measuring every ``k = ceil(cost / 1 %)`` steps
         keeps the cost under 1 % of training time. With no throughput known yet, every 10 steps.
         """
-        if not self.policy.needs_noise:
+        if not self.needs_noise:
             return None
         b = self.batch_size
         full, half = self.throughput.samples_per_second(b), self.throughput.samples_per_second(max(1, -(-b // 2)))
@@ -226,10 +229,23 @@ class BatchScheduler:
         cost = max(full / half - 1.0, 0.0)
         return int(min(100, max(1, math.ceil(cost / 0.01 - 1e-9))))
 
+    def progress_credit(self, batch: int, factor: float) -> float:
+        """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.
+
+        Uses the last clear noise-scale estimate (``deba.profiles.lr_rule.progress_credit``).
+        """
+        return progress_credit(batch, self.initial_batch, factor, self._last_clear_noise)
+
     def policy_signals(self) -> PolicySignals:
         """What the policy sees besides the score: ``B0``, the noise scale and the throughput."""
         return PolicySignals(initial_batch=self.initial_batch, noise_scale=self.noise.noise_scale,
                              noise_scale_low=self.noise.noise_scale_low, throughput=self.throughput)
+
+    @property
+    def needs_noise(self) -> bool:
+        """Whether anything here reads the noise scale: the policy, the LR rule, or a budget counted
+        in equivalent samples (``measure_noise = True``, set by ``deba.fit``)."""
+        return self.policy.needs_noise or self.profile.lr_scaling in ("auto", "adascale") or self.measure_noise
 
     def record_step_time(self, batch: int, seconds: float) -> None:
         """The step engine reports each step's training time (for the throughput model)."""
@@ -309,6 +325,8 @@ class BatchScheduler:
         gap = 1 if self._last_measured_step is None else max(1, self.state.step - self._last_measured_step)
         self.noise.update(m, gap=gap)
         self._last_measured_step = self.state.step
+        if self.noise.noise_scale is not None:
+            self._last_clear_noise = self.noise.noise_scale
 
     def _may_roll_back(self) -> bool:
         """Within the cooldown after a growth (docs/design.md, rule 10)."""
@@ -435,6 +453,7 @@ class BatchScheduler:
             "last_decision": None if self.last_decision is None else self.last_decision.to_dict(),
             "noise": self.noise.state_dict(),
             "last_measured_step": self._last_measured_step,
+            "last_clear_noise": self._last_clear_noise,
             "throughput": self.throughput.state_dict(),
             "spikes": self.spikes.state_dict(),
         }
@@ -460,6 +479,7 @@ class BatchScheduler:
             self._acc.load_state_dict(state["accumulator"])
             self.noise.load_state_dict(state["noise"])
             self._last_measured_step = state["last_measured_step"]
+            self._last_clear_noise = state["last_clear_noise"]
             self.throughput.load_state_dict(state["throughput"])
             self.spikes.load_state_dict(state["spikes"])
             last = state["last_decision"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["LR_RULES", "adascale_gain", "lr_factor", "optimizer_family"]
+__all__ = ["LR_RULES", "adascale_gain", "lr_factor", "optimizer_family", "progress_credit"]
 
 LR_RULES = ("auto", "none", "linear", "sqrt", "adascale")
 
@@ -79,3 +79,23 @@ def lr_factor(rule: str, batch: float, initial_batch: float, family: str | None 
     if rule == "adascale":
         return adascale_gain(batch, initial_batch, noise_scale)
     return 1.0
+
+
+def progress_credit(batch: float, initial_batch: float, factor: float, noise_scale: float | None) -> float:
+    """Starting-batch-equivalent samples one step at ``batch`` with LR factor ``factor`` is worth.
+
+    In McCandlish et al.'s model a step at batch ``B`` with LR factor ``f`` (relative to ``B0``'s
+    LR) makes the progress of ``2f - f^2 / r`` steps at ``B0``, ``r`` the AdaScale gain; so it is
+    worth ``B0 (2f - f^2 / r)`` samples at ``B0``. With the AdaScale factor (``f = r``) that is
+    ``E(B) B``; with ``linear`` (``f = B / B0``) it falls, and turns negative past ``f = 2r``, which
+    is why ``linear`` is not a default. Never below 0. Without a noise estimate ``r = 1``: a step
+    is credited as if the gradient were exact (the pessimistic case: more training, not less).
+
+    Example:
+        >>> progress_credit(32, 32, 1.0, None)
+        32.0
+        >>> round(progress_credit(64, 32, adascale_gain(64, 32, 96.0), 96.0), 6)  # E(B) B = 128/160 * 64
+        51.2
+    """
+    r = adascale_gain(batch, initial_batch, noise_scale)
+    return max(0.0, initial_batch * (2.0 * factor - factor * factor / r))

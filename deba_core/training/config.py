@@ -88,6 +88,9 @@ class FitConfig:
     strategy_options: dict[str, Any] | None = None
     tensorboard: bool = True
     history_in_memory: int = 10_000
+    policy: Any = None
+    throughput: Any = None
+    budget: str = "auto"
 
     def __post_init__(self) -> None:
         self._check_objects()
@@ -97,8 +100,11 @@ class FitConfig:
         _positive_or_none("history_in_memory", self.history_in_memory)
         if self.epochs is None and self.max_samples is None:
             raise DebaConfigError.single("epochs", None, "or max_samples must be set (how long to train)")
-        if self.lr_scheduler_interval not in ("step", "epoch"):
-            raise DebaConfigError.single("lr_scheduler_interval", self.lr_scheduler_interval, "must be 'step' or 'epoch'")
+        if self.lr_scheduler_interval not in ("step", "epoch", "samples"):
+            raise DebaConfigError.single("lr_scheduler_interval", self.lr_scheduler_interval,
+                                         "must be 'step', 'epoch' or 'samples'")
+        if self.budget not in ("auto", "equivalent", "samples"):
+            raise DebaConfigError.single("budget", self.budget, "must be 'auto', 'equivalent' or 'samples'")
         if self.resume and self.checkpoint_dir is None:
             raise DebaConfigError.single("resume", self.resume, "needs checkpoint_dir")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:

@@ -39,6 +39,9 @@ from deba.training.step import StepEngine, StepOutcome, loss_of
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
 
+#: An equivalent-sample budget never trains more than this many times the strict budget's samples.
+_SAMPLE_CAP = 4
+
 
 class NonFiniteTraining(DebaError):
     """Training kept producing NaN/inf losses or gradients even after shrinking the batch."""
@@ -58,8 +61,11 @@ class FitResult:
         profile: the profile used.
         batch_sizes: distinct batch sizes used, in order of first use.
         log_dir: where the history was written, if anywhere.
-        stopped_by: ``"epochs"`` or ``"max_samples"``.
+        stopped_by: ``"epochs"``, ``"max_samples"`` or ``"equivalent_budget"``.
         tail: the records kept in memory (the newest ones).
+        equivalent_samples: starting-batch-equivalent samples trained (``sum E(B_i) B_i``, credited
+            with the LR factor actually applied); ``equivalent_epochs`` the same in epochs.
+        budget: ``"equivalent"`` or ``"samples"``: which count ended the run.
     """
 
     final: dict[str, float]
@@ -73,6 +79,19 @@ class FitResult:
     stopped_by: str = ""
     tail: list[dict[str, Any]] = field(default_factory=list)
     history_file: Path | None = None
+    equivalent_samples: float = 0.0
+    budget: str = "samples"
+    dataset_size: int = 0
+
+    @property
+    def epochs_of_samples(self) -> float:
+        """Samples trained on, in epochs of the dataset."""
+        return self.samples / self.dataset_size if self.dataset_size else 0.0
+
+    @property
+    def equivalent_epochs(self) -> float:
+        """Starting-batch-equivalent samples, in epochs of the dataset."""
+        return self.equivalent_samples / self.dataset_size if self.dataset_size else 0.0
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -155,7 +174,11 @@ class _FitRun:
             self.ctx.check_granularity(self.profile.granularity)
             distributed.broadcast_module(cfg.model)
         self.scheduler = BatchScheduler(self.profile, strategy=cfg.strategy, strategy_options=cfg.strategy_options,
-                                        optimizer_family=optimizer_family(cfg.optimizer))
+                                        optimizer_family=optimizer_family(cfg.optimizer), policy=cfg.policy,
+                                        throughput=cfg.throughput)
+        # Equivalent samples count only where they can be measured: policies that read the noise.
+        self.equivalent = cfg.budget == "equivalent" or (cfg.budget == "auto" and self.scheduler.policy.needs_noise)
+        self.scheduler.measure_noise = self.equivalent
         self.sampler = self._sampler()
         self.loader = self._loader()
         self.coupler = LRCoupler(cfg.optimizer, self.scheduler.lr_factor)
@@ -168,7 +191,7 @@ class _FitRun:
         self.history = HistoryWriter(cfg.log_dir, tensorboard=cfg.tensorboard and self.rank == 0, keep=cfg.history_in_memory,
                                      filename="history.jsonl" if self.rank == 0 else f"history-rank{self.rank}.jsonl")
         self.callbacks = CallbackList(cfg.callbacks)
-        self.clock = {"epoch": 0, "wall": 0.0, "eval_time": 0.0}
+        self.clock = {"epoch": 0, "wall": 0.0, "eval_time": 0.0, "lr_steps": 0}
         self.abort_after = cfg.nonfinite_abort or 3 * self.profile.nonfinite_patience
         self.last_eval: dict[str, float] = {}
         self.started = 0.0
@@ -275,7 +298,15 @@ class _FitRun:
         total = cfg.epochs * len(self.dataset) if cfg.epochs is not None else cfg.max_samples
         return min(total, cfg.max_samples) if cfg.max_samples is not None and total is not None else total
 
+    def progress(self) -> float:
+        """What the budget counts: equivalent samples, or samples (``budget="samples"``)."""
+        return self.engine.equivalent_samples if self.equivalent else float(self.engine.samples)
+
     def _budget_left(self) -> bool:
+        if self.equivalent:
+            if self.engine.samples >= _SAMPLE_CAP * self._budget():
+                return False  # never more than _SAMPLE_CAP x the samples of the strict budget
+            return self.progress() < self._budget()
         return self.cfg.max_samples is None or self.engine.samples < self.cfg.max_samples
 
     def _epochs(self) -> str:
@@ -283,14 +314,24 @@ class _FitRun:
             if self.sampler.position >= self.sampler.num_samples:
                 self._close_epoch()  # every sample of this epoch was used: close it before anything else
                 continue
-            if self.cfg.epochs is not None and self.sampler.epoch >= self.cfg.epochs:
+            if not self.equivalent and self.cfg.epochs is not None and self.sampler.epoch >= self.cfg.epochs:
                 return "epochs"
             if not self._budget_left():
-                return "max_samples"
+                return self._why_stopped()
             for batch in self.loader:
                 self._train_step(batch)
                 if not self._budget_left():
                     break
+
+    def _why_stopped(self) -> str:
+        if not self.equivalent:
+            return "max_samples"
+        if self.progress() < self._budget():
+            warnings.warn(f"deba.fit: stopped at {_SAMPLE_CAP}x the samples of the budget with "
+                          f"{self.progress():.0f} of {self._budget()} equivalent samples done (the LR factor "
+                          "applied makes little progress per sample: check lr_scaling)", RuntimeWarning, stacklevel=4)
+            return "sample_cap"
+        return "equivalent_budget"
 
     def _train_step(self, batch: Any) -> None:
         cfg = self.cfg
@@ -299,24 +340,38 @@ class _FitRun:
         if out.finite:
             cfg.optimizer.step()
         self.engine.after_optimizer_step()
-        if cfg.lr_scheduler is not None and cfg.lr_scheduler_interval == "step":
-            cfg.lr_scheduler.step()
+        self._step_lr_schedule()
         rec = self._step_record(out, t0)
         self.history.write(rec)
         self.callbacks.on_step_end(rec, out.decision)
         if self.bar is not None:
             score = "-" if out.decision.score is None else f"{out.decision.score:.2f}"
-            self.bar.update(out.samples)
+            self.bar.update(min(self.progress(), self.bar.total or self.progress()) - self.bar.n)
             self.bar.set_postfix(epoch=self.sampler.epoch, bs=out.samples, score=score, loss=f"{out.obs.loss:.3f}",
                                  sps=f"{rec['samples_per_s']:.0f}", refresh=False)
         self._check_nonfinite()
         if cfg.checkpoint_every and self.engine.steps % cfg.checkpoint_every == 0:
             self.checkpoint()
 
+    def _step_lr_schedule(self) -> None:
+        """Step the user's LR schedule: per optimizer step, or once per ``B0`` samples of the budget clock."""
+        sched = self.cfg.lr_scheduler
+        if sched is None:
+            return
+        if self.cfg.lr_scheduler_interval == "step":
+            sched.step()
+        elif self.cfg.lr_scheduler_interval == "samples":
+            # The schedule was sized in steps of the starting batch: it ends when the budget ends.
+            due = int(self.progress() // self.scheduler.initial_batch)
+            while self.clock["lr_steps"] < due:
+                sched.step()
+                self.clock["lr_steps"] += 1
+
     def _step_record(self, out: StepOutcome, t0: float) -> dict[str, Any]:
         now = time.perf_counter()
         self.clock["wall"] = now - self.started
         return out.record(self.sampler.epoch, self.coupler.last_used[0], wall_time=self.clock["wall"],
+                          equivalent_samples=self.engine.equivalent_samples,
                           train_time=self.clock["wall"] - self.clock["eval_time"],
                           samples_per_s=out.samples / max(now - t0, 1e-9))
 
@@ -341,6 +396,8 @@ class _FitRun:
         self.clock["eval_time"] += time.perf_counter() - t_eval
         wall = time.perf_counter() - self.started
         rec = {"kind": "epoch", "epoch": done_epoch, "step": self.engine.steps, "samples": self.engine.samples,
+               "equivalent_samples": self.engine.equivalent_samples,
+               "equivalent_epochs": self.engine.equivalent_samples / len(self.dataset),
                "wall_time": wall, "train_time": wall - self.clock["eval_time"], "deba_time": self.engine.deba_seconds,
                "batch_size": self.scheduler.batch_size, "decision": decision.reason, "changed": decision.changed,
                **self.last_eval}
@@ -363,6 +420,8 @@ class _FitRun:
             wall_time=time.perf_counter() - self.started, profile=self.profile, batch_sizes=sizes,
             log_dir=Path(cfg.log_dir) if cfg.log_dir is not None else None, stopped_by=stopped_by,
             tail=list(self.history.records), history_file=self.history.path,
+            equivalent_samples=self.engine.equivalent_samples, budget="equivalent" if self.equivalent else "samples",
+            dataset_size=len(self.dataset),
         )
         if cfg.log_dir is not None and self.rank == 0:
             Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)
@@ -385,23 +444,19 @@ def fit(
     eval_data: Any = None,
     device: str | torch.device | None = None,
     log_dir: str | Path | None = None,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = False,
+    checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = False,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
-    seed: int = 0,
-    reseed: bool = True,
-    lr_scheduler: Any = None,
-    lr_scheduler_interval: str = "step",
+    seed: int = 0, reseed: bool = True,
+    lr_scheduler: Any = None, lr_scheduler_interval: str = "step",
     max_micro_batch: int | None = None,
-    num_workers: int = 0,
-    collate_fn: Callable | None = None,
+    num_workers: int = 0, collate_fn: Callable | None = None,
     nonfinite_abort: int | None = None,
     fixed_batch: int | None = None,
     strategy_options: dict[str, Any] | None = None,
     tensorboard: bool = True,
     history_in_memory: int = 10_000,
+    policy: Any = None, throughput: Any = None, budget: str = "auto",
 ) -> FitResult:
     """Train ``model`` with DEBA adapting the batch size.
 
@@ -424,8 +479,9 @@ def fit(
         seed: seeds the sample order, the gradient sketch and the DataLoader's worker seeds.
         reseed: also call ``torch.manual_seed(seed)`` (resets the *global* torch RNG, so dropout
             repeats from run to run); ``False`` leaves the global RNG as you set it.
-        lr_scheduler: a torch LR scheduler stepped every step (or epoch, see
-            ``lr_scheduler_interval``); DEBA's LR factor multiplies its schedule.
+        lr_scheduler: a torch LR scheduler stepped every step, every epoch, or (``"samples"``) once per
+            starting batch of budget progress, so a schedule sized in ``B0`` steps ends with the budget;
+            DEBA's LR factor multiplies its schedule.
         max_micro_batch: memory cap per forward/backward (default: the profile's).
         num_workers: DataLoader workers (a change lands within ``num_workers * prefetch_factor`` batches).
         nonfinite_abort: consecutive non-finite steps after which training stops with an error
@@ -433,6 +489,10 @@ def fit(
         fixed_batch: run a fixed-batch baseline instead (DEBA observes and logs, never changes).
         strategy_options: keyword options for a strategy given by name; ``tensorboard``: mirror scalars.
         history_in_memory: records kept in memory (the full history is in ``log_dir``).
+        policy, throughput: the scheduler's (default ``profile.policy``; throughput measured).
+        budget: ``"equivalent"`` counts ``epochs``/``max_samples`` in starting-batch-equivalent
+            samples (``sum E(B_i) B_i``: same accuracy, less time); ``"samples"`` strictly;
+            ``"auto"`` = equivalent for policies that measure the noise scale, else samples.
 
     Returns:
         FitResult with the history and final metrics.

@@ -54,6 +54,7 @@ def step_record(step: int, epoch: int | None, samples: int, obs: Any, decision: 
         "interval": decision.interval,
         "changed": decision.changed,
         "reason": decision.reason,
+        "noise_scale": getattr(decision, "noise_scale", None),
         **extra,
     }
     if result is not None and result.oom_events:

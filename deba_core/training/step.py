@@ -154,6 +154,7 @@ class StepEngine:
         self._t_step: float | None = None  # start of the step in flight (throughput timing)
         self.steps = 0
         self.samples = 0
+        self.equivalent_samples = 0.0  # starting-batch-equivalent samples (docs/design.md, "budget")
         self.deba_seconds = 0.0
         self.oom_events: list[dict[str, int]] = []
         self._last_samples = 0
@@ -312,6 +313,8 @@ class StepEngine:
         self._last_samples = n
         self.steps += 1
         self.samples += n
+        if obs.is_finite:  # a skipped step makes no progress
+            self.equivalent_samples += self.scheduler.progress_credit(n, applied)
         if self.sampler is not None:
             self.sampler.batch_size = decision.batch_size
             self.sampler.mark_consumed(n)
@@ -339,7 +342,8 @@ class StepEngine:
 
     def state_dict(self) -> dict[str, Any]:
         """The engine's counters and the LR factor in force (JSON-able)."""
-        return {"steps": self.steps, "samples": self.samples, "lr_factor": self.lr_factor,
+        return {"steps": self.steps, "samples": self.samples, "equivalent_samples": self.equivalent_samples,
+                "lr_factor": self.lr_factor,
                 "max_micro_batch": self.max_micro_batch, "oom_events": list(self.oom_events),
                 "deba_seconds": self.deba_seconds}
 
@@ -348,6 +352,7 @@ class StepEngine:
         try:
             self.steps = int(state["steps"])
             self.samples = int(state["samples"])
+            self.equivalent_samples = float(state["equivalent_samples"])
             self.lr_factor = float(state["lr_factor"])
             cap = state.get("max_micro_batch")
             self.max_micro_batch = None if cap is None else int(cap)

@@ -1,0 +1,81 @@
+"""A budget in starting-batch-equivalent samples: same accuracy, less time; strict samples on request."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import deba
+from deba.profiles.lr_rule import adascale_gain, progress_credit
+
+
+def test_credit_is_E_times_B_with_the_adascale_factor_and_falls_with_linear():
+    b0, noise = 32, 96.0
+    for b in (32, 64, 256):
+        r = adascale_gain(b, b0, noise)
+        assert progress_credit(b, b0, r, noise) == pytest.approx((noise + b0) / (noise + b) * b)
+    r = adascale_gain(256, b0, noise)
+    assert progress_credit(256, b0, 256 / b0, noise) == 0.0, "linear past f = 2r: no progress (clipped at 0)"
+    assert progress_credit(256, b0, 1.0, noise) == pytest.approx(b0 * (2 - 1 / r)), "no LR change: 2 - 1/r steps"
+
+
+class Stable(deba.ScoringStrategy):
+    name = "stable"
+
+    def score(self, metrics):
+        return 1.0
+
+
+def _fit(budget, policy="goodput", epochs=2, **kw):
+    torch.manual_seed(0)
+    x = torch.randn(512, 8)
+    y = (x @ torch.randn(8, 4)).argmax(1)  # learnable: the gradient has signal, so the noise scale is measurable
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    prof = deba.load_profile("mlp").replace(warmup=0, cooldown=1, interval=2, window=3, min_samples=2,
+                                            lr_scaling="adascale")
+    # Splitting a batch of 32 costs nothing here (measure every step); larger batches run faster.
+    table = {b: 1000.0 * max(1.0, min(4.0, b / 32)) for b in range(16, 2049, 8)}
+    return deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                    loss_fn=torch.nn.functional.cross_entropy, profile=prof, strategy=Stable(prof), epochs=epochs,
+                    progress=False, policy=policy, throughput=table, budget=budget, seed=1, **kw)
+
+
+def test_equivalent_budget_trains_until_sum_of_E_B_reaches_the_epochs():
+    res = _fit("equivalent")
+    assert res.budget == "equivalent" and res.stopped_by == "equivalent_budget"
+    assert res.equivalent_samples >= 2 * 512 and res.equivalent_epochs >= 2.0
+    assert max(res.batch_sizes) > 32, "the batch grew"
+    assert res.samples > res.equivalent_samples, "a larger batch makes each sample worth less, so more samples"
+    recs = res.step_records()
+    assert all(b["equivalent_samples"] >= a["equivalent_samples"] for a, b in zip(recs, recs[1:]))
+
+
+def test_strict_budget_stops_at_the_epochs_of_samples():
+    res = _fit("samples")
+    assert res.budget == "samples" and res.samples == 2 * 512 and res.stopped_by == "epochs"
+    assert res.equivalent_samples <= res.samples
+
+
+def test_auto_budget_follows_the_policy():
+    assert _fit("auto", epochs=1).budget == "equivalent"
+    assert _fit("auto", policy="stability", epochs=1).budget == "samples"
+
+
+def test_an_lr_schedule_on_the_sample_clock_ends_with_the_budget():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    nominal = 2 * 512 // 32  # steps of the starting batch in the budget
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, 1 - k / nominal))
+    x, y = torch.randn(512, 8), torch.randint(0, 4, (512,))
+    prof = deba.load_profile("mlp").replace(warmup=0, cooldown=1, interval=2, window=3, min_samples=2)
+    res = deba.fit(model, (x, y), optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=prof,
+                   strategy=Stable(prof), epochs=2, progress=False, lr_scheduler=sched,
+                   lr_scheduler_interval="samples", budget="samples", policy="stability")
+    assert max(res.batch_sizes) > 32 and res.steps < nominal, "fewer, larger steps"
+    assert sched.last_epoch == nominal and sched.get_last_lr()[0] == pytest.approx(0.0), "the schedule ended on time"
+
+
+def test_budget_is_validated():
+    with pytest.raises(deba.DebaConfigError, match="budget"):
+        _fit("tokens")

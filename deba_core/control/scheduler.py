@@ -294,6 +294,10 @@ class BatchScheduler:
             why = f"collecting {self._acc.steps}/{self.profile.interval} steps of the interval"
         return self._decide(reason=why)
 
+    def hold(self, reason: str) -> Decision:
+        """A hold that counts nothing (a step the scheduler must not see, such as a GradScaler skip)."""
+        return self._decide(reason=reason)
+
     def end_epoch(self) -> Decision:
         """Close the epoch. With ``interval="epoch"`` this is when decisions happen."""
         if self.profile.interval != "epoch":

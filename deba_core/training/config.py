@@ -91,6 +91,8 @@ class FitConfig:
     policy: Any = None
     throughput: Any = None
     budget: str = "auto"
+    amp: bool | str = False
+    max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         self._check_objects()
@@ -103,6 +105,9 @@ class FitConfig:
         if self.lr_scheduler_interval not in ("step", "epoch", "samples"):
             raise DebaConfigError.single("lr_scheduler_interval", self.lr_scheduler_interval,
                                          "must be 'step', 'epoch' or 'samples'")
+        g = self.max_grad_norm
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not g > 0 or g == float("inf")):
+            raise DebaConfigError.single("max_grad_norm", g, "must be a finite number > 0 or None")
         if self.budget not in ("auto", "equivalent", "samples"):
             raise DebaConfigError.single("budget", self.budget, "must be 'auto', 'equivalent' or 'samples'")
         if self.resume and self.checkpoint_dir is None:

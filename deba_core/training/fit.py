@@ -34,6 +34,7 @@ from deba.training.checkpoint import (
 from deba.training.config import FitConfig, as_dataset
 from deba.training.history import HistoryWriter, read_history
 from deba.training.lr import LRCoupler
+from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome, loss_of
 
@@ -182,10 +183,11 @@ class _FitRun:
         self.sampler = self._sampler()
         self.loader = self._loader()
         self.coupler = LRCoupler(cfg.optimizer, self.scheduler.lr_factor)
+        self.precision = Precision(cfg.amp, self.device)
         self.engine = StepEngine(
             cfg.model, self.scheduler, GradientProbe(cfg.model, sketch_size=self.profile.sketch_size, seed=cfg.seed),
             forward_loss=loss_of(cfg.model, cfg.loss_fn), max_micro_batch=cfg.max_micro_batch or self.profile.max_micro_batch,
-            dist=self.ctx, coupler=self.coupler, sampler=self.sampler,
+            dist=self.ctx, coupler=self.coupler, sampler=self.sampler, precision=self.precision, optimizer=cfg.optimizer,
         )
         # Every rank records its own trajectory (rank 0 in history.jsonl), so agreement can be checked.
         self.history = HistoryWriter(cfg.log_dir, tensorboard=cfg.tensorboard and self.rank == 0, keep=cfg.history_in_memory,
@@ -337,7 +339,12 @@ class _FitRun:
         cfg = self.cfg
         t0 = time.perf_counter()
         out = self.engine.run(move_to(batch, self.device), epoch=self.sampler.epoch)
-        if out.finite:
+        if cfg.max_grad_norm is not None and out.finite:
+            # After DEBA read the gradient (unscaled, unclipped): clipping shapes the update only.
+            nn.utils.clip_grad_norm_(cfg.model.parameters(), cfg.max_grad_norm)
+        if self.precision.scaler is not None:
+            self.precision.step(cfg.optimizer)  # the GradScaler skips overflowed steps itself
+        elif out.finite:
             cfg.optimizer.step()
         self.engine.after_optimizer_step()
         self._step_lr_schedule()
@@ -457,6 +464,7 @@ def fit(
     tensorboard: bool = True,
     history_in_memory: int = 10_000,
     policy: Any = None, throughput: Any = None, budget: str = "auto",
+    amp: bool | str = False, max_grad_norm: float | None = None,
 ) -> FitResult:
     """Train ``model`` with DEBA adapting the batch size.
 
@@ -477,15 +485,12 @@ def fit(
         callbacks: :class:`deba.Callback` instances.
         progress: show a tqdm progress bar.
         seed: seeds the sample order, the gradient sketch and the DataLoader's worker seeds.
-        reseed: also call ``torch.manual_seed(seed)`` (resets the *global* torch RNG, so dropout
-            repeats from run to run); ``False`` leaves the global RNG as you set it.
-        lr_scheduler: a torch LR scheduler stepped every step, every epoch, or (``"samples"``) once per
-            starting batch of budget progress, so a schedule sized in ``B0`` steps ends with the budget;
-            DEBA's LR factor multiplies its schedule.
+        reseed: also ``torch.manual_seed(seed)``: resets the *global* RNG (``False`` leaves it alone).
+        lr_scheduler: stepped every step, epoch, or (``"samples"``) starting batch of budget progress
+            (a schedule sized in ``B0`` steps ends with the budget); DEBA's LR factor multiplies it.
         max_micro_batch: memory cap per forward/backward (default: the profile's).
         num_workers: DataLoader workers (a change lands within ``num_workers * prefetch_factor`` batches).
-        nonfinite_abort: consecutive non-finite steps after which training stops with an error
-            (default ``3 * profile.nonfinite_patience``).
+        nonfinite_abort: non-finite steps in a row that stop training (default ``3 * nonfinite_patience``).
         fixed_batch: run a fixed-batch baseline instead (DEBA observes and logs, never changes).
         strategy_options: keyword options for a strategy given by name; ``tensorboard``: mirror scalars.
         history_in_memory: records kept in memory (the full history is in ``log_dir``).
@@ -493,6 +498,8 @@ def fit(
         budget: ``"equivalent"`` counts ``epochs``/``max_samples`` in starting-batch-equivalent
             samples (``sum E(B_i) B_i``: same accuracy, less time); ``"samples"`` strictly;
             ``"auto"`` = equivalent for policies that measure the noise scale, else samples.
+        amp: mixed precision (``True``, ``"bf16"``, ``"fp16"``: autocast, GradScaler for fp16);
+            ``max_grad_norm``: gradient clipping (after DEBA reads the unscaled gradient).
 
     Returns:
         FitResult with the history and final metrics.

@@ -19,6 +19,7 @@ The caller then runs (or skips, for a non-finite step) ``optimizer.step()`` and 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from deba.training.batching import MicroBatchResult, batch_len, call_model, run_
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
 from deba.training.history import step_record
 from deba.training.lr import LRCoupler
+from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 
 __all__ = ["StepEngine", "StepOutcome", "loss_of"]
@@ -104,6 +106,8 @@ class StepEngine:
         sampler: the adaptive sampler to resize (``None``: the caller resizes).
         no_sync: context manager keeping gradients local under DDP (default: ``model.no_sync``
             for a DDP model).
+        precision: mixed precision (autocast, and the fp16 GradScaler); default full precision.
+        optimizer: the optimizer, needed to unscale fp16 gradients before DEBA reads them.
 
     Example:
         >>> import torch, deba
@@ -130,6 +134,8 @@ class StepEngine:
         coupler: LRCoupler | None = None,
         sampler: AdaptiveBatchSampler | None = None,
         no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
+        precision: Precision | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise DebaConfigError.single("model", type(model).__name__, "must be an nn.Module")
@@ -148,6 +154,8 @@ class StepEngine:
         self.coupler = coupler
         self.sampler = sampler
         self.no_sync = no_sync or (lambda: local_no_sync(model))
+        self.precision = precision or Precision(None, "cpu")
+        self.optimizer = optimizer
         self.measure_noise = True
         self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
         self._measuring = False
@@ -175,6 +183,7 @@ class StepEngine:
         try:
             if self.dist is None:
                 result = self._micro_batches(batch)
+                self.precision.unscale(self.optimizer)  # true gradients, read before any clipping
                 small = self._small_estimates()
                 obs = self._observation(result.loss, result.samples, result.micro_sketches, result.sketch_sizes, epoch,
                                         small)
@@ -228,10 +237,22 @@ class StepEngine:
                 # micro sketches, so the collectors see the step as if it had not been split.
                 cap, sketch = -(-n // 2), None
         self._micro_sq = []
+        prec = self.precision
+        forward_loss, backward = self.forward_loss, self.backward
+        if prec.enabled:
+            def forward_loss(micro: Any) -> torch.Tensor:
+                with prec.autocast():
+                    return self.forward_loss(micro)
+
+            backward = backward or prec.backward
         result = run_micro_batches(
-            None, batch, cap=cap, forward_loss=self.forward_loss, backward=self.backward, sketch=sketch,
+            None, batch, cap=cap, forward_loss=forward_loss, backward=backward, sketch=sketch,
             zero_grad=self._zero_grad, after_micro=self._after_micro if self._measuring else None,
         )
+        if prec.scaler is not None:  # DEBA reads true gradients: unscaled, and before any clipping
+            scale = prec.scale()
+            result.micro_sketches = [s / scale for s in result.micro_sketches]
+            self._micro_sq = [(size, sq / scale ** 2) for size, sq in self._micro_sq]
         if sketch is None and not result.oom_events:
             result.cap = self.max_micro_batch  # the split was for measuring, not for memory
         if result.oom_events:
@@ -278,6 +299,8 @@ class StepEngine:
                                                            float(count)])
         # Weighted by shard size, so unequal shards (an epoch's tail) still give the global mean.
         allreduce_gradients(self.probe.params, ctx.world, weight=n_local, total=n_total)
+        # After the reduction, so every rank's GradScaler sees the same overflow and skips alike.
+        self.precision.unscale(self.optimizer)
         all_sketches, all_sizes = ctx.gather_sketches(sketches, sizes, self.probe.sketch_size)
         self.deba_seconds += time.perf_counter() - t0
         small = (sq_sum, b_sum, int(round(count))) if count >= 2 else None
@@ -304,7 +327,12 @@ class StepEngine:
         applied = self.lr_factor  # this batch was drawn under the decision in force before it
         if self.coupler is not None:
             self.coupler.factor = applied
-        decision = self._agree(self.scheduler.observe(obs))
+        if self.precision.scaler is not None and math.isfinite(obs.loss) and not obs.is_finite:
+            # The *scaled* gradient overflowed: the GradScaler skips this step and lowers its scale.
+            # That is not a non-finite training step, so the scheduler does not see it.
+            decision = self.scheduler.hold("gradient overflow under fp16 loss scaling: the GradScaler skips the step")
+        else:
+            decision = self._agree(self.scheduler.observe(obs))
         self.lr_factor = decision.lr_factor
         if not obs.is_finite:
             # Clear the gradients: an optimizer step that runs anyway (HF) then changes nothing.
@@ -343,7 +371,7 @@ class StepEngine:
     def state_dict(self) -> dict[str, Any]:
         """The engine's counters and the LR factor in force (JSON-able)."""
         return {"steps": self.steps, "samples": self.samples, "equivalent_samples": self.equivalent_samples,
-                "lr_factor": self.lr_factor,
+                "lr_factor": self.lr_factor, "grad_scaler": self.precision.state_dict(),
                 "max_micro_batch": self.max_micro_batch, "oom_events": list(self.oom_events),
                 "deba_seconds": self.deba_seconds}
 
@@ -353,6 +381,7 @@ class StepEngine:
             self.steps = int(state["steps"])
             self.samples = int(state["samples"])
             self.equivalent_samples = float(state["equivalent_samples"])
+            self.precision.load_state_dict(state.get("grad_scaler") or {})
             self.lr_factor = float(state["lr_factor"])
             cap = state.get("max_micro_batch")
             self.max_micro_batch = None if cap is None else int(cap)

@@ -77,6 +77,11 @@ class ThroughputModel:
             return
         self._times.setdefault(int(batch), deque(maxlen=_KEEP)).append(float(seconds))
 
+    def record_probe(self, batch: int, seconds: float) -> None:
+        """A step time from a start-up probe (no resize warm-up to drop: the probe drops its own)."""
+        if self.fixed is None and isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0:
+            self._times.setdefault(int(batch), deque(maxlen=_KEEP)).append(float(seconds))
+
     def measured(self) -> dict[int, float]:
         """Samples/s at every batch size with a measurement (the fixed table, if given)."""
         if self.fixed is not None:

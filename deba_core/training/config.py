@@ -93,6 +93,7 @@ class FitConfig:
     budget: str = "auto"
     amp: bool | str = False
     max_grad_norm: float | None = None
+    probe_throughput: bool | None = None
 
     def __post_init__(self) -> None:
         self._check_objects()

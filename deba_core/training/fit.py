@@ -37,6 +37,7 @@ from deba.training.lr import LRCoupler
 from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome, loss_of
+from deba.training.throughput_probe import candidate_sizes, probe_throughput
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
 
@@ -277,6 +278,26 @@ class _FitRun:
 
     # The loop -----------------------------------------------------------------------------------
 
+    def probe_throughput(self) -> None:
+        """Time a few candidate sizes before training (goodput needs ``T(B)`` beyond the start)."""
+        cfg = self.cfg
+        wanted = cfg.probe_throughput if cfg.probe_throughput is not None else self.scheduler.policy.needs_noise
+        if not wanted or self.engine.steps > 0 or self.scheduler.throughput.fixed is not None:
+            return
+        world = 1 if self.ctx is None else self.ctx.world
+        gen = torch.Generator().manual_seed(cfg.seed + 7919)
+        collate = cfg.collate_fn or torch.utils.data.default_collate
+
+        def make_batch(n: int) -> Any:
+            local = max(1, n // world)
+            idx = torch.randint(0, len(self.dataset), (local,), generator=gen).tolist()
+            return move_to(collate([self.dataset[i] for i in idx]), self.device)
+
+        p = self.profile
+        sizes = candidate_sizes(self.scheduler.batch_size, p.max_batch, p.granularity)
+        probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
+                         cap=self.engine.max_micro_batch)
+
     def train(self) -> FitResult:
         """Epochs until the budget is spent; returns the result."""
         total = self._budget()
@@ -464,7 +485,7 @@ def fit(
     tensorboard: bool = True,
     history_in_memory: int = 10_000,
     policy: Any = None, throughput: Any = None, budget: str = "auto",
-    amp: bool | str = False, max_grad_norm: float | None = None,
+    amp: bool | str = False, max_grad_norm: float | None = None, probe_throughput: bool | None = None,
 ) -> FitResult:
     """Train ``model`` with DEBA adapting the batch size.
 
@@ -480,10 +501,8 @@ def fit(
         eval_data: evaluated at each epoch end (loss, accuracy).
         device: defaults to the model's device.
         log_dir: writes ``history.jsonl`` (new run: afresh; resumed: continued) and TensorBoard scalars.
-        checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at epoch end).
-        resume: continue from the latest checkpoint in ``checkpoint_dir``.
-        callbacks: :class:`deba.Callback` instances.
-        progress: show a tqdm progress bar.
+        checkpoint_dir: checkpoints every ``checkpoint_every`` steps and epoch end; ``resume`` from the latest.
+        callbacks: :class:`deba.Callback` instances; ``progress``: show a tqdm bar (in budget samples).
         seed: seeds the sample order, the gradient sketch and the DataLoader's worker seeds.
         reseed: also ``torch.manual_seed(seed)``: resets the *global* RNG (``False`` leaves it alone).
         lr_scheduler: stepped every step, epoch, or (``"samples"``) starting batch of budget progress
@@ -499,7 +518,8 @@ def fit(
             samples (``sum E(B_i) B_i``: same accuracy, less time); ``"samples"`` strictly;
             ``"auto"`` = equivalent for policies that measure the noise scale, else samples.
         amp: mixed precision (``True``, ``"bf16"``, ``"fp16"``: autocast, GradScaler for fp16);
-            ``max_grad_norm``: gradient clipping (after DEBA reads the unscaled gradient).
+            ``max_grad_norm``: gradient clipping (after DEBA reads the unscaled gradient);
+            ``probe_throughput``: time a few sizes first (default: when the policy uses throughput).
 
     Returns:
         FitResult with the history and final metrics.
@@ -516,4 +536,5 @@ def fit(
     dataset = as_dataset(train_data, "train_data")
     run = _FitRun(cfg, dataset)
     run.resume_or_start()
+    run.probe_throughput()
     return run.train()

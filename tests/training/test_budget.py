@@ -79,3 +79,35 @@ def test_an_lr_schedule_on_the_sample_clock_ends_with_the_budget():
 def test_budget_is_validated():
     with pytest.raises(deba.DebaConfigError, match="budget"):
         _fit("tokens")
+
+
+def test_the_startup_probe_measures_candidate_sizes_and_leaves_the_model_alone():
+    from deba.control.throughput import ThroughputModel
+    from deba.training.step import loss_of
+    from deba.training.throughput_probe import candidate_sizes, probe_throughput
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.Dropout(0.2),
+                                torch.nn.Linear(16, 3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tm = ThroughputModel()
+    x, y = torch.randn(512, 8), torch.randint(0, 3, (512,))
+    rng = torch.get_rng_state()
+    sizes = candidate_sizes(32, 1024, 8)
+    out = probe_throughput(model, loss_of(model, torch.nn.functional.cross_entropy), lambda n: (x[:n], y[:n]), sizes, tm,
+                           cap=64)
+    assert list(out) == sizes == [32, 64, 128, 256] and set(tm.measured()) == set(sizes)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "weights and BN statistics unchanged"
+    assert torch.equal(torch.get_rng_state(), rng) and all(p.grad is None for p in model.parameters())
+
+
+def test_fit_probes_throughput_for_goodput_so_it_can_grow_without_a_table():
+    torch.manual_seed(0)
+    x = torch.randn(1024, 8)
+    y = (x @ torch.randn(8, 4)).argmax(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    prof = deba.load_profile("mlp").replace(warmup=0, cooldown=1, interval=2, window=3, min_samples=2, policy="goodput")
+    res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05), profile=prof,
+                   loss_fn=torch.nn.functional.cross_entropy, strategy=Stable(prof), epochs=1, progress=False)
+    reasons = " ".join(r["reason"] for r in res.step_records())
+    assert "throughput at 32 not measured" not in reasons, "the probe measured the start before the first decision"

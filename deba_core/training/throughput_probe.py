@@ -1,0 +1,85 @@
+"""A short start-up probe of throughput at a few candidate batch sizes.
+
+Goodput compares ``T(B)`` at sizes training has not visited yet; before the first growth only the
+starting batch is measured, so nothing could be predicted. The probe times forward and backward of
+real batches at ``B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training would run
+them) for a few seconds, before training starts. It leaves the model as it found it: gradients
+cleared, buffers (BatchNorm statistics) and the RNG state restored; no optimizer step is taken.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from deba.control.throughput import ThroughputModel
+from deba.training.batching import run_micro_batches
+
+__all__ = ["candidate_sizes", "probe_throughput"]
+
+
+def candidate_sizes(start: int, max_batch: int, granularity: int, count: int = 4) -> list[int]:
+    """``start, 2 start, 4 start, ...`` (on the grid, within ``max_batch``), ``count`` sizes at most.
+
+    Example:
+        >>> candidate_sizes(32, 200, 8)
+        [32, 64, 128, 200]
+    """
+    sizes, b = [], start
+    while len(sizes) < count:
+        b = min(max_batch, b)
+        b -= b % granularity
+        if b < 1 or (sizes and b <= sizes[-1]):
+            break
+        sizes.append(b)
+        b *= 2
+    return sizes
+
+
+def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tensor], make_batch: Callable[[int], Any],
+                     sizes: Sequence[int], throughput: ThroughputModel, *, cap: int | None = None, repeats: int = 3,
+                     max_seconds: float = 5.0) -> dict[int, float]:
+    """Time ``repeats`` forward/backward passes per size (the first is a warm-up, dropped).
+
+    Args:
+        model: the model (left exactly as found).
+        forward_loss: ``forward_loss(batch) -> loss``, as the step engine uses it.
+        make_batch: ``make_batch(n)``: a batch of ``n`` real samples on the model's device.
+        sizes: the batch sizes to time, smallest first.
+        throughput: where the step times go (``record_probe``).
+        cap: the memory cap (micro-batches above it).
+        repeats: timed passes per size (the first is dropped).
+        max_seconds: stop probing larger sizes once this much time is spent.
+
+    Returns:
+        samples/s per probed size.
+    """
+    buffers = {name: buf.detach().clone() for name, buf in model.named_buffers()}
+    rng = torch.get_rng_state()
+    started, out = time.perf_counter(), {}
+    try:
+        for b in sizes:
+            batch = make_batch(b)
+            times = []
+            for i in range(max(2, repeats)):
+                t0 = time.perf_counter()
+                run_micro_batches(None, batch, cap=cap, forward_loss=forward_loss,
+                                  zero_grad=lambda: model.zero_grad(set_to_none=True))
+                model.zero_grad(set_to_none=True)
+                if i > 0:
+                    times.append(time.perf_counter() - t0)
+            for seconds in times:
+                throughput.record_probe(b, seconds)
+            out[b] = b / sorted(times)[len(times) // 2]
+            if time.perf_counter() - started > max_seconds:
+                break
+    finally:
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, buf in model.named_buffers():
+                buf.copy_(buffers[name])  # BatchNorm statistics (and counters) as they were
+        torch.set_rng_state(rng)
+    return out

@@ -199,7 +199,8 @@ class BatchScheduler:
     @property
     def lr_factor(self) -> float:
         """Multiplier of the base learning rate for the current batch (rule 7)."""
-        return self.profile.lr_factor(self.batch_size, self.initial_batch, self.optimizer_family, self.noise.noise_scale)
+        # The AdaScale gain from the pessimistic bound: a raise of the LR needs confidence too.
+        return self.profile.lr_factor(self.batch_size, self.initial_batch, self.optimizer_family, self.noise.noise_scale_low)
 
     @property
     def in_cooldown(self) -> bool:
@@ -232,7 +233,8 @@ class BatchScheduler:
     def progress_credit(self, batch: int, factor: float) -> float:
         """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.
 
-        Uses the last clear noise-scale estimate (``deba.profiles.lr_rule.progress_credit``).
+        Uses the last lower bound of the noise scale (``deba.profiles.lr_rule.progress_credit``): a
+        pessimistic credit, so a run trains at least as much as it should.
         """
         return progress_credit(batch, self.initial_batch, factor, self._last_clear_noise)
 
@@ -329,8 +331,8 @@ class BatchScheduler:
         gap = 1 if self._last_measured_step is None else max(1, self.state.step - self._last_measured_step)
         self.noise.update(m, gap=gap)
         self._last_measured_step = self.state.step
-        if self.noise.noise_scale is not None:
-            self._last_clear_noise = self.noise.noise_scale
+        if self.noise.noise_scale_low is not None:
+            self._last_clear_noise = self.noise.noise_scale_low
 
     def _may_roll_back(self) -> bool:
         """Within the cooldown after a growth (docs/design.md, rule 10)."""

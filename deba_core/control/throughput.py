@@ -6,6 +6,11 @@ rest is the measurement. Between and beyond the visited sizes a fitted step-time
 ``t(B) = a + c * B`` (least squares on the per-size medians) predicts ``T(B) = B / t(B)``; beyond the
 memory cap a batch runs as micro-batches, so ``T(B) ~ T(cap)``. A fixed ``table`` (batch ->
 samples/s) replaces all of this, which makes decisions a pure function of the observations.
+
+Start-up probe times are kept apart from training times: a probe times forward, backward and batch
+assembly but not the optimizer step, the loop and DEBA, which cost about the same at any batch
+size. So a probed size is predicted as ``t_probe(B) + offset``, the offset being the median gap
+between training and probe times at the sizes timed both ways (0 before there is one).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class ThroughputModel:
         self.skip_after_resize = skip_after_resize
         self.memory_cap = memory_cap
         self._times: dict[int, deque[float]] = {}
+        self._probe: dict[int, deque[float]] = {}
         self._last_batch: int | None = None
         self._since_resize = 0
 
@@ -80,13 +86,27 @@ class ThroughputModel:
     def record_probe(self, batch: int, seconds: float) -> None:
         """A step time from a start-up probe (no resize warm-up to drop: the probe drops its own)."""
         if self.fixed is None and isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0:
-            self._times.setdefault(int(batch), deque(maxlen=_KEEP)).append(float(seconds))
+            self._probe.setdefault(int(batch), deque(maxlen=_KEEP)).append(float(seconds))
+
+    def _probe_offset(self) -> float:
+        """Median gap between training and probe step times at sizes timed both ways (>= 0)."""
+        gaps = [statistics.median(self._times[b]) - statistics.median(self._probe[b])
+                for b in self._times if b in self._probe and self._times[b] and self._probe[b]]
+        return max(0.0, statistics.median(gaps)) if gaps else 0.0
 
     def measured(self) -> dict[int, float]:
-        """Samples/s at every batch size with a measurement (the fixed table, if given)."""
+        """Samples/s at every batch size with a measurement (the fixed table, if given).
+
+        Training measurements first; probe-only sizes with the probe offset added.
+        """
         if self.fixed is not None:
             return dict(sorted(self.fixed.items()))
-        return {b: b / statistics.median(ts) for b, ts in sorted(self._times.items()) if ts}
+        out = {b: b / statistics.median(ts) for b, ts in self._times.items() if ts}
+        offset = self._probe_offset()
+        for b, ts in self._probe.items():
+            if b not in out and ts:
+                out[b] = b / (statistics.median(ts) + offset)
+        return dict(sorted(out.items()))
 
     # Predicting ---------------------------------------------------------------------------------
 
@@ -127,6 +147,7 @@ class ThroughputModel:
         return {
             "fixed": None if self.fixed is None else {str(b): v for b, v in self.fixed.items()},
             "times": {str(b): list(ts) for b, ts in self._times.items()},
+            "probe": {str(b): list(ts) for b, ts in self._probe.items()},
             "last_batch": self._last_batch,
             "since_resize": self._since_resize,
             "memory_cap": self.memory_cap,
@@ -138,6 +159,7 @@ class ThroughputModel:
             fixed = state["fixed"]
             self.fixed = None if fixed is None else {int(b): float(v) for b, v in fixed.items()}
             self._times = {int(b): deque((float(t) for t in ts), maxlen=_KEEP) for b, ts in state["times"].items()}
+            self._probe = {int(b): deque((float(t) for t in ts), maxlen=_KEEP) for b, ts in state["probe"].items()}
             self._last_batch = state["last_batch"]
             self._since_resize = int(state["since_resize"])
             self.memory_cap = state.get("memory_cap")

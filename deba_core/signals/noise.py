@@ -108,6 +108,7 @@ class NoiseScaleEstimator:
         self._g = 0.0  # weighted sums of the |G|^2 estimates, their squares, and tr(Sigma)
         self._g2 = 0.0
         self._s = 0.0
+        self._s2 = 0.0
 
     def update(self, m: NoiseMeasurement, gap: int = 1) -> None:
         """Add one measurement taken ``gap`` optimizer steps after the previous one."""
@@ -122,6 +123,7 @@ class NoiseScaleEstimator:
         self._g = beta * self._g + g
         self._g2 = beta * self._g2 + g * g
         self._s = beta * self._s + m.trace
+        self._s2 = beta * self._s2 + m.trace * m.trace
         self.count += 1
 
     @property
@@ -134,15 +136,23 @@ class NoiseScaleEstimator:
         """The averaged ``tr(Sigma)`` (``None`` before any measurement)."""
         return None if self.count == 0 else self._s / self._w
 
+    def _stderr(self, total: float, squares: float) -> float | None:
+        if self.count < 2:
+            return None
+        mean = total / self._w
+        var = max(squares / self._w - mean * mean, 0.0)
+        n_eff = self._w * self._w / self._w2
+        return math.sqrt(var / max(n_eff - 1.0, 1.0))
+
     @property
     def g_sq_stderr(self) -> float | None:
         """Standard error of :attr:`g_sq` from the spread of the measurements."""
-        if self.count < 2:
-            return None
-        mean = self._g / self._w
-        var = max(self._g2 / self._w - mean * mean, 0.0)
-        n_eff = self._w * self._w / self._w2
-        return math.sqrt(var / max(n_eff - 1.0, 1.0))
+        return self._stderr(self._g, self._g2)
+
+    @property
+    def trace_stderr(self) -> float | None:
+        """Standard error of :attr:`trace`."""
+        return self._stderr(self._s, self._s2)
 
     @property
     def noise_scale(self) -> float | None:
@@ -156,19 +166,28 @@ class NoiseScaleEstimator:
 
     @property
     def noise_scale_low(self) -> float | None:
-        """A pessimistic ``B_simple``: ``tr(Sigma)`` over ``|G|^2`` raised by ``min_snr`` standard errors.
+        """A lower confidence bound on ``B_simple``: ``tr(Sigma)`` lowered and ``|G|^2`` raised by
+        ``min_snr`` standard errors each.
 
-        A policy that needs confidence (growth must pay with a margin) decides from this bound.
+        Unlike the point estimate it exists while ``|G|^2`` is not yet clearly positive (a gradient
+        buried in noise has a *large* noise scale, and the bound says how large at least), as soon
+        as ``tr(Sigma)`` is clearly positive. Decisions that need confidence (growth, the AdaScale
+        gain, progress credit) use it; it is ``None`` before ``min_measurements``.
         """
-        point = self.noise_scale
-        if point is None:
+        if self.count < self.min_measurements:
             return None
-        g, se = self.g_sq, self.g_sq_stderr or 0.0
-        return max(self.trace or 0.0, 0.0) / (g + self.min_snr * se)
+        g, s = self.g_sq or 0.0, self.trace or 0.0
+        se_g, se_s = self.g_sq_stderr or 0.0, self.trace_stderr or 0.0
+        s_low = s - self.min_snr * se_s
+        g_high = max(g, 0.0) + self.min_snr * se_g
+        if s_low <= 0 or g_high <= 0:
+            return None
+        return s_low / g_high
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON-able data from which :meth:`load_state_dict` continues exactly."""
-        return {"count": self.count, "w": self._w, "w2": self._w2, "g": self._g, "g2": self._g2, "s": self._s}
+        return {"count": self.count, "w": self._w, "w2": self._w2, "g": self._g, "g2": self._g2, "s": self._s,
+                "s2": self._s2}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
@@ -176,5 +195,6 @@ class NoiseScaleEstimator:
             self.count = int(state["count"])
             self._w, self._w2 = float(state["w"]), float(state["w2"])
             self._g, self._g2, self._s = float(state["g"]), float(state["g2"]), float(state["s"])
+            self._s2 = float(state["s2"])
         except (KeyError, TypeError, ValueError) as exc:
             raise DebaConfigError.single("state.noise", type(exc).__name__, f"is malformed ({exc})") from exc

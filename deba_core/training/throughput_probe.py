@@ -1,8 +1,8 @@
 """A short start-up probe of throughput at a few candidate batch sizes.
 
 Goodput compares ``T(B)`` at sizes training has not visited yet; before the first growth only the
-starting batch is measured, so nothing could be predicted. The probe times forward and backward of
-real batches at ``B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training would run
+starting batch is measured, so nothing could be predicted. The probe times assembling, forward and
+backward of real batches at ``B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training would run
 them) for a few seconds, before training starts. It leaves the model as it found it: gradients
 cleared, buffers (BatchNorm statistics) and the RNG state restored; no optimizer step is taken.
 """
@@ -62,10 +62,10 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
     started, out = time.perf_counter(), {}
     try:
         for b in sizes:
-            batch = make_batch(b)
             times = []
             for i in range(max(2, repeats)):
                 t0 = time.perf_counter()
+                batch = make_batch(b)  # assembling the batch is part of a training step's cost
                 run_micro_batches(None, batch, cap=cap, forward_loss=forward_loss,
                                   zero_grad=lambda: model.zero_grad(set_to_none=True))
                 model.zero_grad(set_to_none=True)

@@ -85,7 +85,22 @@ def test_no_estimate_while_the_signal_is_not_clearly_positive():
     for _ in range(200):  # |G|^2 = 0: pure noise
         small, big = 100 / 16 + rng.normal(0, 1.0), 100 / 32 + rng.normal(0, 0.5)
         est.update(NoiseMeasurement(16, max(small, 0.0), 32, max(big, 0.0)))
-    assert est.noise_scale is None and est.noise_scale_low is None
+    assert est.noise_scale is None, "no point estimate while |G|^2 is not clearly positive"
+    # ... but a valid lower bound (the truth is infinite): noise dominates a batch of 32 by far.
+    assert est.noise_scale_low is not None and est.noise_scale_low > 32
+
+
+def test_the_lower_bound_lies_below_the_point_estimate_and_tightens_with_measurements():
+    rng = np.random.default_rng(2)
+    est = NoiseScaleEstimator(horizon=1e9)
+    bounds = []
+    for i in range(300):
+        small, big = 2.0 + 400 / 16 + rng.normal(0, 3.0), 2.0 + 400 / 32 + rng.normal(0, 1.5)
+        est.update(NoiseMeasurement(16, max(small, 0.0), 32, max(big, 0.0)))
+        if est.noise_scale is not None:
+            assert est.noise_scale_low <= est.noise_scale
+            bounds.append(est.noise_scale_low / est.noise_scale)
+    assert len(bounds) > 100 and bounds[-1] > bounds[0], "the bound tightens as measurements accumulate"
 
 
 def test_state_round_trip_continues_exactly():

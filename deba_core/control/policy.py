@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from deba.errors import DebaConfigError
+from deba.control.scoring import check_extension_args
 from deba.profiles.schema import ArchitectureProfile
 
 __all__ = ["BatchPolicy", "Move", "PolicySignals", "StabilityPolicy", "next_batch_size"]
@@ -103,13 +103,7 @@ class BatchPolicy(ABC):
     needs_noise: ClassVar[bool] = False
 
     def __init__(self, profile: ArchitectureProfile, **options: Any) -> None:
-        if not isinstance(profile, ArchitectureProfile):
-            raise DebaConfigError.single("profile", type(profile).__name__, "must be an ArchitectureProfile")
-        if options:
-            raise DebaConfigError.single(
-                "policy options", sorted(options), f"are not accepted by policy {self.name or type(self).__name__!r}"
-            )
-        self.profile = profile
+        self.profile = check_extension_args(self, "policy", profile, options)
 
     @abstractmethod
     def propose(self, batch: int, score: float, signals: PolicySignals) -> Move:

@@ -12,6 +12,17 @@ from deba.profiles.schema import ArchitectureProfile
 __all__ = ["ScoringStrategy", "instability", "instabilities", "check_metrics"]
 
 
+def check_extension_args(obj: Any, kind: str, profile: Any, options: dict[str, Any]) -> ArchitectureProfile:
+    """The base-class constructor check of strategies and policies: a profile, no unknown options."""
+    if not isinstance(profile, ArchitectureProfile):
+        raise DebaConfigError.single("profile", type(profile).__name__, "must be a deba.ArchitectureProfile")
+    if options:
+        raise DebaConfigError.single(
+            "options", sorted(options), f"are not options of {kind} {getattr(obj, 'name', '') or type(obj).__name__!r}"
+        )
+    return profile
+
+
 def instability(value: float, tau: float) -> float:
     """Map a metric to [0, 1]: ``u = m / (m + tau)``; a non-finite metric is fully unstable."""
     if not math.isfinite(value):
@@ -65,13 +76,7 @@ class ScoringStrategy(ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, profile: ArchitectureProfile, **options: Any) -> None:
-        if not isinstance(profile, ArchitectureProfile):
-            raise DebaConfigError.single("profile", type(profile).__name__, "must be a deba.ArchitectureProfile")
-        if options:
-            raise DebaConfigError.single(
-                "options", sorted(options), f"are not options of strategy {self.name or type(self).__name__!r}"
-            )
-        self.profile = profile
+        self.profile = check_extension_args(self, "strategy", profile, options)
 
     @abstractmethod
     def score(self, metrics: Mapping[str, float]) -> float:

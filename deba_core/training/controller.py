@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -96,6 +96,35 @@ class DebaController:
     def after_backward(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> Decision:
         """Observe the step whose gradients are in ``.grad``; returns the decision."""
         out = self.engine.observe(loss, batch_size, **fields)
+        self.step_ok = out.finite
+        return out.decision
+
+    def step(self, batch: Any, forward_loss: Callable[[Any], torch.Tensor], *, max_micro_batch: int | None = None,
+             epoch: int | None = None) -> Decision:
+        """Let DEBA run forward and backward of ``batch``: the manual mode with everything ``fit`` has.
+
+        ``forward_loss(micro_batch)`` returns the mean loss of any slice of ``batch`` (DEBA slices it
+        into micro-batches under ``max_micro_batch``, and on noise measurement steps into halves).
+        The gradients are in ``.grad`` afterwards; call ``optimizer.step()`` when :attr:`step_ok`.
+        Without this, :meth:`after_backward` can only use the micro-batch or rank estimates that
+        happen to exist.
+
+        Example:
+            >>> import torch, deba
+            >>> model = torch.nn.Linear(4, 2)
+            >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            >>> ctl = deba.DebaController(model, opt, profile="mlp", batch_size=16)
+            >>> x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+            >>> d = ctl.step((x, y), lambda b: torch.nn.functional.cross_entropy(model(b[0]), b[1]))
+            >>> ctl.step_ok, ctl.engine.samples
+            (True, 16)
+        """
+        if not callable(forward_loss):
+            raise DebaConfigError.single("forward_loss", forward_loss, "must be callable as forward_loss(micro_batch)")
+        self.engine.forward_loss = forward_loss
+        if max_micro_batch is not None:
+            self.engine.max_micro_batch = max_micro_batch
+        out = self.engine.run(batch, epoch=epoch)
         self.step_ok = out.finite
         return out.decision
 

@@ -42,3 +42,25 @@ def test_starting_at_refuses_nonsense():
     with pytest.raises(deba.DebaConfigError, match="batch_size"):
         deba.load_profile("mlp").starting_at(0)
     assert deba.load_profile("mlp").starting_at(32) == deba.load_profile("mlp"), "in bounds and on the grid: unchanged"
+
+
+def test_controller_step_runs_measurement_steps_in_manual_mode():
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x @ torch.randn(8, 3)).argmax(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    prof = deba.load_profile("mlp").replace(policy="goodput")
+    ctl = deba.DebaController(model, opt, profile=prof, batch_size=32)
+    ctl.scheduler.throughput = deba.control.throughput.ThroughputModel({16: 1000.0, 32: 1000.0})  # k = 1
+
+    def forward_loss(b):
+        return torch.nn.functional.cross_entropy(model(b[0]), b[1])
+
+    for i in range(0, 256, 32):
+        ctl.step((x[i:i + 32], y[i:i + 32]), forward_loss)
+        assert ctl.step_ok
+        opt.step()
+    assert ctl.scheduler.noise.count == 8, "every step was a measurement step (k = 1)"
+    with pytest.raises(deba.DebaConfigError, match="forward_loss"):
+        ctl.step((x[:4], y[:4]), "loss")

@@ -27,6 +27,12 @@ class Decision:
         metrics: the metric values the score was computed from.
         noise_scale: the measured gradient noise scale ``B_simple`` (``None`` while there is no
             clear estimate).
+
+    Example:
+        >>> import deba
+        >>> d = deba.BatchScheduler("mlp").observe(deba.Observation(loss=1.0, batch_size=32, grad_norm=1.0))
+        >>> d.batch_size, d.changed, d.action
+        (32, False, 'hold')
     """
 
     batch_size: int

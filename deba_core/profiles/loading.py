@@ -28,9 +28,10 @@ def parse_profile_text(text: str, fmt: str, source: str = "<string>") -> Archite
             mapping (field ``<root>``), or any invalid value (its field path).
 
     Example:
+        >>> import json, deba
         >>> from deba.profiles.loading import parse_profile_text
-        >>> parse_profile_text("name: tiny\\ninitial_batch: 16", "yaml").initial_batch
-        16
+        >>> parse_profile_text(json.dumps(deba.load_profile("generic").to_dict()), "json").name
+        'generic'
     """
     data = read_document(text, fmt, source)
     try:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from deba.errors import DebaConfigError
+from deba.profiles.lr_rule import lr_factor
 from deba.profiles.validation import CrossFieldError, StrictModel
 
 __all__ = [
@@ -238,8 +239,6 @@ class ArchitectureProfile(StrictModel):
         """Learning-rate multiplier for ``batch_size`` relative to ``reference`` (default
         ``initial_batch``), by ``lr_scaling`` (rule 7; ``deba.profiles.lr_rule`` has the rules:
         ``auto`` and ``adascale`` need the optimizer family and the noise scale)."""
-        from deba.profiles.lr_rule import lr_factor
-
         return lr_factor(self.lr_scaling, batch_size, reference or self.initial_batch, family, noise_scale)
 
     def starting_at(self, batch: int, field: str = "batch_size") -> "ArchitectureProfile":

@@ -41,6 +41,16 @@ SIZES = (16, 32, 64, 128, 256, 512)
 HERE = Path(__file__).resolve().parent
 
 
+def _mean(xs) -> float:
+    xs = list(xs)
+    return float("nan") if not xs or any(math.isnan(x) for x in xs) else statistics.fmean(xs)
+
+
+def _sd(xs) -> float:
+    xs = list(xs)
+    return float("nan") if not xs or any(math.isnan(x) for x in xs) else statistics.pstdev(xs)
+
+
 def _throughput(task, data) -> dict[int, float]:
     ds, model_name, size, ch, _, _, _, _ = TASKS[task]
     model = make_model(model_name, in_channels=ch, num_classes=data.num_classes, size=size)
@@ -71,7 +81,12 @@ def _run(task, data, method, seed, epochs, table):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = deba.fit(model, data.train, **kw)
+        try:
+            res = deba.fit(model, data.train, **kw)
+        except deba.NonFiniteTraining as exc:  # a method that diverges is reported, not hidden
+            print(f"  {method} seed {seed}: diverged ({str(exc).split('.')[0]})", flush=True)
+            return {"acc": float("nan"), "steps": 0, "samples": 0, "wall": time.perf_counter() - t0,
+                    "modelled": float("nan"), "bmin": batch, "bmax": batch, "noise": None, "eq_epochs": 0.0}
     wall = time.perf_counter() - t0
     steps = res.step_records()
     tm = ThroughputModel(table)
@@ -105,17 +120,17 @@ def main() -> None:
                 rows[method].append(_run(task, data, method, seed, epochs, table))
         print(f"{'method':10s} {'acc %':>12s} {'steps':>7s} {'samples':>8s} {'wall s':>8s} {'model s':>8s} "
               f"{'x model':>7s} {'batch':>9s} {'B_noise':>8s} {'eq ep':>6s}")
-        base = statistics.mean(r["modelled"] for r in rows["fixed"])
+        base = _mean(r["modelled"] for r in rows["fixed"])
+        # statistics of diverged runs are NaN: they show as nan, never as a win
         for method, rs in rows.items():
             acc = [100 * r["acc"] for r in rs]
             noise = [r["noise"] for r in rs if r["noise"] is not None]
-            print(f"{method:10s} {statistics.mean(acc):6.2f}±{statistics.pstdev(acc):4.2f} "
-                  f"{statistics.mean(r['steps'] for r in rs):7.0f} {statistics.mean(r['samples'] for r in rs):8.0f} "
-                  f"{statistics.mean(r['wall'] for r in rs):8.1f} {statistics.mean(r['modelled'] for r in rs):8.2f} "
-                  f"{base / statistics.mean(r['modelled'] for r in rs):7.2f} "
+            print(f"{method:10s} {_mean(acc):6.2f}±{_sd(acc):4.2f} "
+                  f"{_mean(r['steps'] for r in rs):7.0f} {_mean(r['samples'] for r in rs):8.0f} "
+                  f"{_mean(r['wall'] for r in rs):8.1f} {_mean(r['modelled'] for r in rs):8.2f} "
+                  f"{base / _mean(r['modelled'] for r in rs):7.2f} "
                   f"{min(r['bmin'] for r in rs):4d}-{max(r['bmax'] for r in rs):<4d} "
-                  f"{(statistics.mean(noise) if noise else float('nan')):8.0f} "
-                  f"{statistics.mean(r['eq_epochs'] for r in rs):6.2f}", flush=True)
+                  f"{_mean(noise):8.0f} {_mean(r['eq_epochs'] for r in rs):6.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class DebaControl(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         t = self.trainer
         s = t._deba_sampler
-        if s is not None and t._deba_engine is not None and s.position >= s.num_samples:
+        if s is not None and t._deba_engine is not None and (s.position >= s.num_samples or s.epoch_done):
             t._deba_decision = t._deba_engine.end_epoch()
         return control
 

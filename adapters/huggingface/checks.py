@@ -50,11 +50,20 @@ def _refuse_arguments(a: Any) -> None:
         zero3 = is_deepspeed_zero3_enabled()
     except ImportError:  # pragma: no cover
         zero3 = False
-    if zero3:
+    if getattr(a, "deepspeed", None) or zero3:
+        # DeepSpeed partitions gradients (ZeRO 2/3) and steps the optimizer inside its backward,
+        # so neither whole gradients nor micro-batches under DEBA's control exist there.
         raise DebaConfigError.single(
-            "deepspeed", "ZeRO stage 3", "cannot be used with DebaTrainer: parameters are partitioned, so DEBA's "
-            "gradient probe cannot read whole gradients",
-            remedy="Use ZeRO stage 1 or 2, or DDP/FSDP without DeepSpeed ZeRO-3.",
+            "deepspeed", a.deepspeed or "ZeRO stage 3", "cannot be used with DebaTrainer: DEBA reads whole "
+            "gradients (ZeRO partitions them) and runs the micro-batches of a step itself",
+            remedy="Train with plain DDP (torchrun) instead of DeepSpeed.",
+        )
+    if getattr(a, "fp16", False):
+        # accelerate's loss scaler would hand DEBA scaled gradients and count its own overflow skips
+        # as non-finite training steps; deba.fit(amp="fp16") handles this, DebaTrainer does not yet.
+        raise DebaConfigError.single(
+            "fp16", True, "is not supported by DebaTrainer yet (fp16 loss scaling)",
+            remedy="Use bf16=True (no loss scaling needed), or fp32.",
         )
     if a.gradient_accumulation_steps != 1:
         raise DebaConfigError.single(

@@ -176,7 +176,8 @@ class DebaTrainer(Trainer):
             self._deba_budget = int(math.ceil(self.args.num_train_epochs * n))
         if self._deba_user_max_steps <= 0:
             # A ceiling Trainer needs for a length-less loader; DEBA stops at the sample budget first.
-            self.args.max_steps = -(-self._deba_budget // self.deba_profile.min_batch) + 1
+            # Every step takes at least one grid step of samples (an epoch's tail is folded to it).
+            self.args.max_steps = -(-self._deba_budget // self.deba_profile.granularity) + 1
 
     def _deba_resume_folder(self, resume_from_checkpoint: str | bool | None) -> str | None:
         if resume_from_checkpoint is True:
@@ -215,6 +216,8 @@ class DebaTrainer(Trainer):
         return self._deba_loader(seed)
 
     def _deba_build_engine(self, seed: int, world: int) -> None:
+        if self._deba_engine is not None and self._deba_engine.coupler is not None:
+            self._deba_engine.coupler.remove()  # a second train(): the old LR hooks must go
         probe = GradientProbe(self.model, sketch_size=self.deba_profile.sketch_size, seed=self.args.seed)
         self._deba_engine = StepEngine(
             self.model, self.deba_scheduler, probe, backward=self.accelerator.backward,
@@ -325,7 +328,9 @@ class DebaTrainer(Trainer):
         nominal = num_training_steps if budget is None else max(1, math.ceil(budget / self.deba_scheduler.initial_batch))
         created = self.lr_scheduler is None
         sched = super().create_scheduler(nominal, optimizer)
-        if created and isinstance(sched, torch.optim.lr_scheduler.LambdaLR) and not isinstance(sched, SampleClockLR):
+        # The sample clock only where the budget is in samples: a user's max_steps keeps step counting.
+        if (created and budget is not None and isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+                and not isinstance(sched, SampleClockLR)):
             self.lr_scheduler = SampleClockLR(sched, self._deba_clock)
         return self.lr_scheduler
 

@@ -1,7 +1,8 @@
 """Loss spikes: the loss jumping far above anything it did recently (docs/design.md, rule 10).
 
 A *spike* is the mean of the last ``short`` step losses exceeding ``factor`` times the largest loss
-of the ``window`` losses before them. Per-step mini-batch losses are heavy-tailed (one hard example lifts a
+of the ``window`` losses before them. Both are measured from 0, or from the window's smallest loss
+when that is negative (a loss such as a Gaussian NLL or an ELBO can be). Per-step mini-batch losses are heavy-tailed (one hard example lifts a
 small batch's mean several-fold, especially late in training when the typical loss is near 0), so
 deviations from a median or a standard deviation raise false alarms constantly; the recent maximum
 already contains that tail, and a short mean must clear it by a factor. Measured on fixed-batch
@@ -65,7 +66,8 @@ class SpikeDetector:
         else:
             self.recent.append(float(loss))
         if len(self.losses) >= self.min_count and len(self.recent) == self.short_n:
-            if sum(self.recent) / self.short_n > self.factor * max(self.losses):
+            base = min(0.0, min(self.losses))  # 0 for positive losses; the floor when losses go negative
+            if sum(self.recent) / self.short_n - base > self.factor * (max(self.losses) - base):
                 self.spikes += 1
                 self.recent.clear()  # the spike's losses are not a level to compare against
                 return True

@@ -6,7 +6,8 @@ What happens each optimizer step on every rank (see docs/distributed.md):
    (every rank walks the same global batches, so every rank runs the same number of steps and
    nobody waits on a collective that never comes - no hang on uneven epoch ends);
 2. all micro-batches run under ``no_sync`` (gradients stay local), each loss weighted by its share
-   of the *global* batch times the world size, so the average over ranks is the full-batch mean;
+   of the rank's shard; the reduction then weights each rank by its shard's share of the global
+   batch, so the result is the full-batch mean even when shards differ;
 3. this rank's gradient sketches (one per micro-batch, or its whole-shard sketch) are read while
    the gradient is still local, then the gradients are all-reduced (averaged) in one flattened
    bucket per dtype - the same result DDP's own reduction gives;
@@ -14,8 +15,8 @@ What happens each optimizer step on every rank (see docs/distributed.md):
    rank builds the same observation, with the ranks as independent gradient estimates for
    ``grad_variance``; the gradient norm is read from the reduced gradient (equal on every rank);
 5. rank 0's scheduler decides and broadcasts the decision; the other ranks feed their schedulers
-   the same observation (their state stays identical for checkpointing) and adopt rank 0's
-   decision.
+   the same observation; when any rank decided otherwise (each rank times its own steps), rank 0's
+   whole scheduler state is broadcast and loaded, so every rank holds rank 0's state.
 
 Works with ``gloo`` on CPU and ``nccl`` on GPUs (tensors for collectives live on the gradient's
 device).
@@ -92,6 +93,18 @@ class DistributedContext:
                     out_s.append(row[1:])
         return out_s, out_n
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (one small all-reduce)."""
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (JSON-able data), on every rank."""
+        box: list[Any] = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def broadcast_decision(self, decision: Decision) -> Decision:
         """Rank 0's decision, on every rank."""
         box: list[Any] = [decision.to_dict() if self.is_main else None]
@@ -135,9 +148,8 @@ def allreduce_gradients(params: Sequence[torch.Tensor], world: int, weight: floa
     for plist in groups.values():
         flat = torch.cat([p.grad.reshape(-1) for p in plist])
         if weight is not None and total:
-            flat *= weight
+            flat *= weight / total  # scaled before the sum, so low-precision gradients cannot overflow
             dist.all_reduce(flat)
-            flat /= total
         else:
             dist.all_reduce(flat)
             flat /= world

@@ -9,6 +9,7 @@ Checkpoints are written atomically, and ``resume=True`` continues exactly.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -208,7 +209,9 @@ class _FitRun:
             prof = prof.starting_at(self.cfg.batch_size)
         b = self.cfg.fixed_batch
         if b is not None:
-            prof = prof.replace(min_batch=b, max_batch=b, initial_batch=b, granularity=1)
+            # One grid step that the world size divides whenever b does (equal per-rank shards).
+            world = self.ctx.world if self.ctx is not None else 1
+            prof = prof.replace(min_batch=b, max_batch=b, initial_batch=b, granularity=math.gcd(b, world))
         return prof
 
     def _sampler(self) -> AdaptiveBatchSampler:

@@ -132,6 +132,11 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
         return torch.randperm(self.num_samples, generator=gen).tolist()
 
     @property
+    def epoch_done(self) -> bool:
+        """Whether this epoch's iteration ended (also when ``drop_last`` left samples unused)."""
+        return self._exhausted
+
+    @property
     def position(self) -> int:
         """Samples of the current epoch consumed (or drawn, if nobody marks consumption)."""
         return self._consumed if self._tracking else self._position

@@ -42,6 +42,9 @@ from deba.training.sampler import AdaptiveBatchSampler
 
 __all__ = ["StepEngine", "StepOutcome", "loss_of"]
 
+#: fp16 overflows in a row after which a non-finite gradient counts as a non-finite step.
+_MAX_SCALER_SKIPS = 20
+
 
 def loss_of(model: nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[Any], torch.Tensor]:
     """``forward_loss(micro)`` for ``(inputs, targets)`` batches: ``loss_fn(model(inputs), targets)``."""
@@ -160,6 +163,7 @@ class StepEngine:
         self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
         self._measuring = False
         self._t_step: float | None = None  # start of the step in flight (throughput timing)
+        self._scaler_skips = 0
         self.steps = 0
         self.samples = 0
         self.equivalent_samples = 0.0  # starting-batch-equivalent samples (docs/design.md, "budget")
@@ -177,7 +181,7 @@ class StepEngine:
         """Forward and backward ``batch`` (this rank's shard), observe, decide; gradients stay in ``.grad``."""
         if self.forward_loss is None:
             raise DebaConfigError.single("forward_loss", None, "is needed to run a step (manual mode uses observe())")
-        t0 = self._t_step = time.perf_counter()
+        t0 = self._start_step()
         self.model.zero_grad(set_to_none=True)
         self._measuring = self._measure_now()
         try:
@@ -196,7 +200,7 @@ class StepEngine:
 
     def observe(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> StepOutcome:
         """Manual mode: the user ran backward on ``batch_size`` samples; observe ``.grad`` and decide."""
-        t0 = time.perf_counter()
+        t0 = self._start_step()
         value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else loss
         where = {"step": self.steps + 1, "samples": self.samples + batch_size, **fields}
         obs = self.probe.observe(value, batch_size, **where)
@@ -209,6 +213,14 @@ class StepEngine:
         if self.sampler is not None:
             self.sampler.batch_size = decision.batch_size
         return decision
+
+    def _start_step(self) -> float:
+        """Start timing a step; a previous step nobody closed (manual mode) is timed start to start."""
+        now = time.perf_counter()
+        if self._t_step is not None and self._last_samples:
+            self.scheduler.record_step_time(self._last_samples, now - self._t_step)
+        self._t_step = now
+        return now
 
     def after_optimizer_step(self) -> None:
         """After ``optimizer.step()`` (or its skip): under DDP every rank takes rank 0's buffers (as DDP
@@ -291,8 +303,8 @@ class StepEngine:
         n_local = result.samples
         if result.micro_sketches:
             sketches, sizes = result.micro_sketches, result.sketch_sizes
-        else:  # one micro-batch: the shard's own (still local) gradient is this rank's estimate
-            sketches, sizes = [self.probe.sketch().double().cpu().numpy()], [n_local]
+        else:  # one micro-batch: the shard's own (still local, still fp16-scaled) gradient is the estimate
+            sketches, sizes = [self.probe.sketch().double().cpu().numpy() / self.precision.scale()], [n_local]
         # Ranks (or their micro-batches) are independent small estimates of the same step.
         sq_sum, b_sum, count = small if small is not None else (0.0, 0.0, 0)
         loss_sum, n_total, sq_sum, b_sum, count = ctx.sum([result.loss * n_local, float(n_local), sq_sum, b_sum,
@@ -327,9 +339,12 @@ class StepEngine:
         applied = self.lr_factor  # this batch was drawn under the decision in force before it
         if self.coupler is not None:
             self.coupler.factor = applied
-        if self.precision.scaler is not None and math.isfinite(obs.loss) and not obs.is_finite:
+        overflow = self.precision.scaler is not None and math.isfinite(obs.loss) and not obs.is_finite
+        self._scaler_skips = self._scaler_skips + 1 if overflow else 0
+        if overflow and self._scaler_skips <= _MAX_SCALER_SKIPS:
             # The *scaled* gradient overflowed: the GradScaler skips this step and lowers its scale.
-            # That is not a non-finite training step, so the scheduler does not see it.
+            # That is not a non-finite training step, so the scheduler does not see it (unless it
+            # keeps happening: then the gradient itself is non-finite, whatever the scale).
             decision = self.scheduler.hold("gradient overflow under fp16 loss scaling: the GradScaler skips the step")
         else:
             decision = self._agree(self.scheduler.observe(obs))
@@ -350,14 +365,24 @@ class StepEngine:
         return StepOutcome(obs, decision, result, n, self.steps, self.samples, applied, time.perf_counter() - t0)
 
     def _agree(self, decision: Decision) -> Decision:
-        """Rank 0's decision on every rank (the others computed the same from the same inputs)."""
+        """Rank 0's decision, and when any rank decided otherwise the state it came from, on every rank.
+
+        Ranks see the same observations but time their own steps, so throughput-driven decisions
+        can differ; then rank 0's whole scheduler state (windows, cooldown, estimators) replaces
+        the others', which keeps every rank's state, and so its checkpoint, rank 0's.
+        """
         if self.dist is None:
             return decision
-        agreed = self.dist.broadcast_decision(decision)
-        if agreed != decision:
-            warnings.warn(f"DEBA: rank {self.dist.rank} decided {decision.batch_size}, rank 0 "
-                          f"{agreed.batch_size}; following rank 0", RuntimeWarning, stacklevel=3)
-            self.scheduler.adopt(agreed)
+        ctx = self.dist
+        agreed = ctx.broadcast_decision(decision)
+        mine = (decision.batch_size, decision.lr_factor) != (agreed.batch_size, agreed.lr_factor)
+        if ctx.any(mine):
+            state = ctx.broadcast_object(self.scheduler.state_dict() if ctx.is_main else None)
+            if not ctx.is_main:
+                if mine:
+                    warnings.warn(f"DEBA: rank {ctx.rank} decided {decision.batch_size}, rank 0 "
+                                  f"{agreed.batch_size}; following rank 0 and its state", RuntimeWarning, stacklevel=3)
+                self.scheduler.load_state_dict(state)
         return agreed
 
     def _timed_sketch(self) -> torch.Tensor:

@@ -4,7 +4,9 @@ Goodput compares ``T(B)`` at sizes training has not visited yet; before the firs
 starting batch is measured, so nothing could be predicted. The probe times assembling, forward and
 backward of real batches at ``B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training would run
 them) for a few seconds, before training starts. It leaves the model as it found it: gradients
-cleared, buffers (BatchNorm statistics) and the RNG state restored; no optimizer step is taken.
+cleared, buffers (BatchNorm statistics) and torch's CPU and CUDA RNG states restored; no optimizer
+step is taken. It runs in full precision (under ``amp`` the training steps are faster than probed;
+the training-minus-probe offset corrects only an additive part of that).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
     """
     buffers = {name: buf.detach().clone() for name, buf in model.named_buffers()}
     rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     started, out = time.perf_counter(), {}
     try:
         for b in sizes:
@@ -82,4 +85,6 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
             for name, buf in model.named_buffers():
                 buf.copy_(buffers[name])  # BatchNorm statistics (and counters) as they were
         torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
     return out

@@ -150,6 +150,7 @@ def test_refusals_say_what_to_change(task, tmp_path, monkeypatch):
         ({"auto_find_batch_size": True}, "auto_find_batch_size"),
         ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps"),
         ({"accelerator_config": {"split_batches": True}}, "split_batches"),
+        ({"fp16": True}, "fp16"),
     ]
     for overrides, field in cases:
         with pytest.raises(deba.DebaConfigError, match=field) as info:

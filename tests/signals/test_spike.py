@@ -58,3 +58,9 @@ def test_state_round_trip_and_validation():
     assert [a.update(v) for v in (0.5, 9.0, 9.0)] == [b.update(v) for v in (0.5, 9.0, 9.0)]
     with pytest.raises(deba.DebaConfigError, match="spike_factor"):
         SpikeDetector(factor=1.0)
+
+
+def test_losses_at_or_below_zero_raise_no_false_alarm():
+    det = SpikeDetector()
+    assert not any(det.update(-1.0 - 0.001 * (i % 7)) for i in range(200)), "a constant negative loss is calm"
+    assert any(det.update(v) for v in (5.0, 9.0, 12.0)), "and a blow-up from there is still a spike"

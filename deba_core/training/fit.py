@@ -166,13 +166,13 @@ class _FitRun:
     def __init__(self, cfg: FitConfig, dataset: torch.utils.data.Dataset) -> None:
         self.cfg = cfg
         self.dataset = dataset
-        self.profile = self._profile()
         self.device = torch.device(cfg.device) if cfg.device is not None else next(cfg.model.parameters()).device
         cfg.model.to(self.device)
-        if cfg.reseed:
-            torch.manual_seed(cfg.seed)
         self.ctx = distributed.context(self.device)
         self.rank = 0 if self.ctx is None else self.ctx.rank
+        self.profile = self._profile()  # after the context: a fixed batch's grid follows the world size
+        if cfg.reseed:  # after detection (its forward pass may draw random numbers)
+            torch.manual_seed(cfg.seed)
         if self.ctx is not None:
             self.ctx.check_granularity(self.profile.granularity)
             distributed.broadcast_module(cfg.model)

@@ -42,6 +42,8 @@ from deba.signals.observation import Observation
 __all__ = ["BatchScheduler", "next_batch_size"]
 
 _STATE_VERSION = 1
+#: Share of training time that noise measurement steps may cost (DEBA's own work gets the rest of 1 %).
+_MEASUREMENT_SHARE = 0.005
 
 
 class BatchScheduler:
@@ -218,8 +220,9 @@ class BatchScheduler:
 
         ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
         its steps stay exactly as published). A measurement splits a one-micro-batch step in two,
-        which costs ``T(B)/T(B/2) - 1`` of a step; measuring every ``k = ceil(cost / 1 %)`` steps
-        keeps the cost under 1 % of training time. With no throughput known yet, every 10 steps.
+        which costs ``T(B)/T(B/2) - 1`` of a step; measuring every ``k = ceil(cost / 0.5 %)`` steps
+        keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 % budget to
+        its own per-step work. With no throughput known yet, every 10 steps.
         """
         if not self.needs_noise:
             return None
@@ -228,7 +231,7 @@ class BatchScheduler:
         if full is None or half is None:
             return 10
         cost = max(full / half - 1.0, 0.0)
-        return int(min(100, max(1, math.ceil(cost / 0.01 - 1e-9))))
+        return int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
 
     def progress_credit(self, batch: int, factor: float) -> float:
         """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.

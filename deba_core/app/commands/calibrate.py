@@ -36,9 +36,8 @@ from deba.app.commands.common import (
     build_optimizer,
     check_data_model_args,
     check_strategy,
-    load_data,
+    load_run_inputs,
     make_out_dir,
-    model_for,
 )
 
 __all__ = ["calibrate_profile", "intervals_from_history"]
@@ -242,12 +241,8 @@ def calibrate(args: argparse.Namespace) -> int:
     Every option, the data, the model and the profile are checked before the run folder is created,
     so a refused run leaves nothing behind.
     """
-    from deba.profiles.loading import resolve_profile
-
     check_calibrate_args(args)
-    data = load_data(args)
-    model = model_for(args, data)
-    profile = resolve_profile(args.profile, model)
+    data, model, profile = load_run_inputs(args)
     _checked_name(profile, args.name)
     opt = build_optimizer(args.optimizer, model.parameters(), args.lr)
     out = make_out_dir(args.out, "calibrate")

@@ -152,6 +152,15 @@ def model_for(args: argparse.Namespace, data) -> torch.nn.Module:
     return make_model(args.model, in_channels=data.channels, num_classes=data.num_classes, size=data.size)
 
 
+def load_run_inputs(args: argparse.Namespace):
+    """``(data, model, profile)`` the options name, all checked before anything is written."""
+    from deba.profiles.loading import resolve_profile
+
+    data = load_data(args)
+    model = model_for(args, data)
+    return data, model, resolve_profile(args.profile, model)
+
+
 def build_optimizer(name: str, params: Any, lr: float | None) -> torch.optim.Optimizer:
     """SGD (momentum 0.9) or AdamW with the commands' defaults; ``lr=None`` takes the default LR.
 

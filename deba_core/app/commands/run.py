@@ -20,9 +20,8 @@ from deba.app.commands.common import (
     check_data_model_args,
     check_int,
     check_strategy,
-    load_data,
+    load_run_inputs,
     make_out_dir,
-    model_for,
 )
 
 __all__ = ["parse_compare", "summarise"]
@@ -145,13 +144,10 @@ def run(args: argparse.Namespace) -> int:
     Every option, the data, the model and the profile are checked before the run folder is created,
     so a refused run leaves nothing behind.
     """
-    from deba.profiles.loading import resolve_profile
     from deba.app.commands.report import write_report
 
     check_run_args(args)
-    data = load_data(args)
-    model = model_for(args, data)
-    profile = resolve_profile(args.profile, model)
+    data, model, profile = load_run_inputs(args)
     baselines = parse_compare(args.compare, profile.initial_batch)
     out = make_out_dir(args.out, "run")
     print(f"deba run: {args.dataset} ({len(data.train)} train / {len(data.test)} test, {data.channels}x{data.size}x{data.size}), "

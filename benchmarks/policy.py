@@ -6,8 +6,9 @@
 Per task: one throughput table measured up front (batch assembly + forward + backward, median of
 repeats, at 16..512), then for each seed the three methods interleaved (so machine load drifts hit
 all alike): ``fixed`` (the starting batch), ``stability`` (``policy="stability"``, the published
-rule with the profile's own LR rule), ``goodput`` (``policy="goodput"``, ``lr_scaling: auto``, budget
-in equivalent samples). Every method uses the same cosine LR schedule counted in samples. Printed:
+rule on v1's signals and interval timing, linear LR), ``goodput`` (the v2 default profile as
+detected: ``policy="goodput"``, ``lr_scaling: auto``, timing as shares of the run, budget in
+equivalent samples). Every method uses the same cosine LR schedule counted in samples. Printed:
 accuracy, steps, samples, measured training time and modelled time (sum of B / T(B) over the steps
 from the table), with the batch range and the last noise-scale estimate.
 """
@@ -61,6 +62,14 @@ def _throughput(task, data) -> dict[int, float]:
     return tm.measured()
 
 
+def _published(profile: deba.ArchitectureProfile) -> deba.ArchitectureProfile:
+    """The architecture's profile as v1 ran it: the published rule on v1's three signals and
+    scales, timed in intervals (its counts), linear LR."""
+    paper = deba.load_profile("paper")
+    return profile.replace(policy="stability", lr_scaling="linear", shares=None, weights=paper.weights, tau=paper.tau,
+                           rules=paper.rules, increase_above=0.55, decrease_below=0.3)
+
+
 def _run(task, data, method, seed, epochs, table):
     _, model_name, size, ch, _, _, batch, lr = TASKS[task]
     torch.manual_seed(seed)
@@ -75,9 +84,9 @@ def _run(task, data, method, seed, epochs, table):
     if method == "fixed":
         kw.update(fixed_batch=batch, budget="samples")
     elif method == "stability":
-        kw.update(profile=profile.replace(policy="stability"), budget="samples")
+        kw.update(profile=_published(profile), budget="samples")
     else:
-        kw.update(profile=profile.replace(policy="goodput", lr_scaling="auto"), budget="equivalent")
+        kw.update(profile=profile, budget="equivalent")  # the v2 default: goodput, lr_scaling auto
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

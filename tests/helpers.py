@@ -68,6 +68,8 @@ def profiles(draw, interval=None, policy=None) -> deba.ArchitectureProfile:
         sketch_size=8,
         policy=draw(st.sampled_from(["stability", "goodput"])) if policy is None else policy,
         min_gain=draw(st.sampled_from([0.0, 0.05, 0.3])),
+        # Rules that need no noise estimate, so the LR factor is a function of the batch alone.
+        lr_scaling=draw(st.sampled_from(["none", "linear", "sqrt"])),
     )
 
 

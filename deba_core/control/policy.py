@@ -128,7 +128,7 @@ class StabilityPolicy(BatchPolicy):
         >>> import deba
         >>> from deba.control.policy import PolicySignals
         >>> p, s = deba.StabilityPolicy(deba.load_profile("generic")), PolicySignals(initial_batch=32)
-        >>> p.propose(32, 0.99, s).batch_size, p.propose(32, 0.5, s).action
+        >>> p.propose(32, 0.99, s).batch_size, p.propose(32, 0.3, s).action
         (48, 'hold')
     """
 

@@ -14,6 +14,11 @@ the score moves the batch by the profile's rules:
 * a non-finite step never enters a window, an interval holding one never grows, and
   ``nonfinite_patience`` consecutive non-finite steps shrink the batch (outside warm-up and
   cooldown).
+
+When the run's budget is known (:meth:`BatchScheduler.plan`, called by ``deba.fit`` and
+``DebaTrainer``) and the profile states ``shares``, warm-up, interval and cooldown are shares of the
+budget clock the step engine advances (:meth:`BatchScheduler.advance`), and the last ``freeze``
+share of the run never grows.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class BatchScheduler:
         self.collectors = self._build_collectors(collectors)
         self.policy = self._build_policy(policy)
         self._acc = IntervalAccumulator()
+        self._plan: float | None = None
+        self._equivalent_clock = False
         self._reset_state()
 
     # Construction -------------------------------------------------------------------------------
@@ -207,13 +214,48 @@ class BatchScheduler:
     @property
     def in_cooldown(self) -> bool:
         """Whether a change is forbidden because the last one was too recent."""
+        shares = self._shares
+        if shares is not None:
+            at = self.state.change_at
+            return at is not None and self.state.progress - at < shares.cooldown * self._plan
         since = self.state.intervals_since_change
         return since is not None and since <= self.profile.cooldown
 
     @property
     def in_warmup(self) -> bool:
-        """Whether fewer than ``warmup`` intervals have completed."""
+        """Whether the warm-up (``warmup`` intervals, or the ``warmup`` share of a planned run) is on."""
+        shares = self._shares
+        if shares is not None:
+            return self.state.progress < shares.warmup * self._plan
         return self.state.intervals < self.profile.warmup
+
+    @property
+    def in_freeze(self) -> bool:
+        """Whether the run is in its final ``freeze`` share (planned runs only): no growth."""
+        shares = self._shares
+        return shares is not None and self.state.progress >= (1.0 - shares.freeze) * self._plan
+
+    @property
+    def _shares(self) -> Any:
+        """The profile's shares when the run is planned, else ``None`` (timing by counts)."""
+        return self.profile.shares if self._plan is not None else None
+
+    def plan(self, total: float | None, *, equivalent: bool = False) -> None:
+        """Tell the scheduler the run's budget: ``total`` samples (or starting-batch-equivalent
+        samples with ``equivalent=True``) on the clock :meth:`advance` moves; ``None`` forgets it.
+
+        With a plan and a profile that states ``shares``, timing is in shares of ``total``.
+        """
+        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))
+                                  or not math.isfinite(total) or total <= 0):
+            raise DebaConfigError.single("total", total, "must be a positive number of samples or None")
+        self._plan = None if total is None else float(total)
+        self._equivalent_clock = bool(equivalent)
+
+    def advance(self, samples: int, equivalent: float) -> None:
+        """The step engine moves the budget clock before each :meth:`observe`: the step's samples
+        and its starting-batch-equivalent credit (the plan says which one counts)."""
+        self.state.progress += float(equivalent) if self._equivalent_clock else float(samples)
 
     def measurement_interval(self) -> int | None:
         """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
@@ -285,7 +327,7 @@ class BatchScheduler:
             return self._roll_back(f"loss spike ({obs.loss:.4g})" if spike else "non-finite loss or gradient")
         if emergency is not None and emergency.changed:
             return emergency
-        if self.profile.interval != "epoch" and self._acc.steps >= int(self.profile.interval):
+        if self._interval_full():
             closed = self._close_interval()
             if emergency is not None and not closed.changed:
                 closed = dataclasses.replace(closed, reason=f"{emergency.reason}; {closed.reason}")
@@ -293,11 +335,22 @@ class BatchScheduler:
             return closed
         if emergency is not None:
             return emergency
+        return self._decide(reason=self._collecting())
+
+    def _interval_full(self) -> bool:
+        shares = self._shares
+        if shares is not None:
+            return self.state.progress - self.state.interval_start >= shares.interval * self._plan
+        return self.profile.interval != "epoch" and self._acc.steps >= int(self.profile.interval)
+
+    def _collecting(self) -> str:
+        shares = self._shares
+        if shares is not None:
+            done = (self.state.progress - self.state.interval_start) / self._plan
+            return f"collecting {done:.2%}/{shares.interval:.2%} of the run for the interval"
         if self.profile.interval == "epoch":
-            why = "collecting until the epoch ends"
-        else:
-            why = f"collecting {self._acc.steps}/{self.profile.interval} steps of the interval"
-        return self._decide(reason=why)
+            return "collecting until the epoch ends"
+        return f"collecting {self._acc.steps}/{self.profile.interval} steps of the interval"
 
     def hold(self, reason: str) -> Decision:
         """A hold that counts nothing (a step the scheduler must not see, such as a GradScaler skip)."""
@@ -305,8 +358,8 @@ class BatchScheduler:
 
     def end_epoch(self) -> Decision:
         """Close the epoch. With ``interval="epoch"`` this is when decisions happen."""
-        if self.profile.interval != "epoch":
-            return self._decide(reason="epoch end (decisions are every N steps)")
+        if self.profile.interval != "epoch" or self._shares is not None:
+            return self._decide(reason="epoch end (decisions are not per epoch)")
         return self._close_interval()
 
     def adopt(self, decision: Decision) -> None:
@@ -382,11 +435,18 @@ class BatchScheduler:
         for c in self.collectors:
             c.reset()
         self._acc.clear()
+        self.state.interval_start = self.state.progress
 
     def _blocked(self) -> str | None:
+        shares = self._shares
         if self.in_warmup:
+            if shares is not None:
+                return f"warmup {self.state.progress / self._plan:.1%}/{shares.warmup:.0%} of the run"
             return f"warmup {self.state.intervals}/{self.profile.warmup} intervals"
         if self.in_cooldown:
+            if shares is not None:
+                since = (self.state.progress - float(self.state.change_at or 0.0)) / self._plan
+                return f"cooldown {since:.1%}/{shares.cooldown:.0%} of the run after a change"
             return f"cooldown {self.state.intervals_since_change}/{self.profile.cooldown} intervals after a change"
         return None
 
@@ -407,6 +467,7 @@ class BatchScheduler:
         s = self.state
         had_nonfinite = s.interval_nonfinite > 0
         self._acc.clear()
+        s.interval_start = s.progress
         s.interval_nonfinite = 0
         s.intervals += 1
         if s.intervals_since_change is not None:
@@ -433,6 +494,9 @@ class BatchScheduler:
         move = self.policy.propose(self.batch_size, score, self.policy_signals())
         if move.action == "grow" and had_nonfinite:
             return self._decide(reason=f"score {score:.3f} but a step was non-finite: no growth", **held)
+        if move.action == "grow" and self.in_freeze:
+            return self._decide(reason=f"final {self.profile.shares.freeze:.0%} of the run: no growth ({move.reason})",
+                                **held)
         return self._decide(reason=move.reason, move=move if move.action != "hold" else None, **held)
 
     def _score(self, metrics: dict[str, float]) -> float:
@@ -465,6 +529,7 @@ class BatchScheduler:
             "last_clear_noise": self._last_clear_noise,
             "throughput": self.throughput.state_dict(),
             "spikes": self.spikes.state_dict(),
+            "plan": None if self._plan is None else {"total": self._plan, "equivalent": self._equivalent_clock},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -491,6 +556,9 @@ class BatchScheduler:
             self._last_clear_noise = state["last_clear_noise"]
             self.throughput.load_state_dict(state["throughput"])
             self.spikes.load_state_dict(state["spikes"])
+            plan = state.get("plan")
+            if plan is not None:
+                self.plan(float(plan["total"]), equivalent=bool(plan["equivalent"]))
             last = state["last_decision"]
             self.last_decision = None if last is None else Decision(**last)
         except DebaConfigError:

@@ -24,11 +24,16 @@ __all__ = [
     "CalibrationSettings",
     "DEFAULT_METRICS",
     "FAMILIES",
+    "PUBLISHED_METRICS",
     "Rule",
+    "RunShares",
 ]
 
-#: The three signals of docs/design.md, in the order they are reported.
-DEFAULT_METRICS: tuple[str, ...] = ("grad_variance", "grad_norm_variation", "loss_variation")
+#: DEBA v2's stability signals (docs/design.md, "Signals"): unsteadiness relative to the run's
+#: own warm-up, so 1 means "as at the start" for every model. One scale ``tau`` = 1 for both.
+DEFAULT_METRICS: tuple[str, ...] = ("grad_norm_deviation", "loss_deviation")
+#: The published method's three signals (v1's collectors; the ``paper`` profile weighs these).
+PUBLISHED_METRICS: tuple[str, ...] = ("grad_variance", "grad_norm_variation", "loss_variation")
 
 FAMILIES: tuple[str, ...] = (
     "resnet",
@@ -100,15 +105,44 @@ def _default_weights() -> dict[str, float]:
 
 
 def _default_tau() -> dict[str, float]:
-    return {"grad_variance": 1.0, "grad_norm_variation": 0.25, "loss_variation": 0.1}
+    # The one tau set (docs/profiles.md, "Scales"): the v2 signals are ratios to the run's own
+    # warm-up, so one scale fits every model; a metric not named here also gets 1.
+    return {m: 1.0 for m in DEFAULT_METRICS}
 
 
 def _default_rules() -> list[Rule]:
+    # On the v2 scale: 1 = as unsteady as at the start of the run.
     return [
-        Rule(metric="loss_variation", op=">", threshold=0.3, verdict="shrink"),
-        Rule(metric="grad_norm_variation", op=">", threshold=0.6, verdict="shrink"),
-        Rule(metric="grad_variance", op="<", threshold=0.5, verdict="grow"),
+        Rule(metric="loss_deviation", op=">", threshold=3.0, verdict="shrink"),
+        Rule(metric="grad_norm_deviation", op=">", threshold=3.0, verdict="shrink"),
+        Rule(metric="loss_deviation", op="<", threshold=1.5, verdict="grow"),
     ]
+
+
+class RunShares(StrictModel):
+    """Timing as shares of the run (docs/design.md, "Timing as shares of the run").
+
+    Used when the budget is known (``deba.fit`` with ``epochs`` or ``max_samples``, ``DebaTrainer``):
+    no decision during the first ``warmup`` of the budget, one decision every ``interval`` of it, no
+    further change for ``cooldown`` of it after a change, and no growth in the last ``freeze`` of it
+    (shrinks and safety rollbacks stay allowed). With an unknown budget the profile's counts
+    (``interval`` steps, ``warmup``/``cooldown`` intervals) apply instead.
+
+    Example:
+        >>> RunShares(warmup=0.05, interval=0.01, cooldown=0.03, freeze=0.1).interval
+        0.01
+    """
+
+    warmup: Annotated[float, Field(ge=0.0, le=0.5)] = 0.05
+    interval: Annotated[float, Field(gt=0.0, le=0.25)] = 0.01
+    cooldown: Annotated[float, Field(ge=0.0, le=0.5)] = 0.03
+    freeze: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunShares":
+        if self.warmup + self.freeze >= 1.0:
+            raise CrossFieldError([(("freeze",), self.freeze, f"must leave room after warmup ({self.warmup}): sum < 1")])
+        return self
 
 
 class ArchitectureProfile(StrictModel):
@@ -151,11 +185,12 @@ class ArchitectureProfile(StrictModel):
     min_samples: Annotated[int, Field(ge=2)] | None = None
     cooldown: NonNegInt = 0
     warmup: NonNegInt = 0
+    shares: RunShares | None = None
 
     weights: dict[MetricName, Annotated[float, Field(ge=0.0)]] = Field(default_factory=_default_weights)
     tau: dict[MetricName, Annotated[float, Field(gt=0.0)]] = Field(default_factory=_default_tau)
-    lr_scaling: Literal["auto", "none", "linear", "sqrt", "adascale"] = "linear"
-    policy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] = "stability"
+    lr_scaling: Literal["auto", "none", "linear", "sqrt", "adascale"] = "auto"
+    policy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] = "goodput"
     min_gain: Annotated[float, Field(ge=0.0, le=10.0)] = 0.05
 
     rules: list[Rule] = Field(default_factory=_default_rules)

@@ -182,6 +182,8 @@ class _FitRun:
         # Equivalent samples count only where they can be measured: policies that read the noise.
         self.equivalent = cfg.budget == "equivalent" or (cfg.budget == "auto" and self.scheduler.policy.needs_noise)
         self.scheduler.measure_noise = self.equivalent
+        # A known budget lets the profile's timing be shares of the run (docs/design.md).
+        self.scheduler.plan(self._budget(), equivalent=self.equivalent)
         self.sampler = self._sampler()
         self.loader = self._loader()
         self.coupler = LRCoupler(cfg.optimizer, self.scheduler.lr_factor)

@@ -339,6 +339,10 @@ class StepEngine:
         applied = self.lr_factor  # this batch was drawn under the decision in force before it
         if self.coupler is not None:
             self.coupler.factor = applied
+        n = obs.batch_size
+        # The budget clock moves before the scheduler sees the step (timing as shares of the run).
+        credit = self.scheduler.progress_credit(n, applied) if obs.is_finite else 0.0  # a skipped step makes no progress
+        self.scheduler.advance(n, credit)
         overflow = self.precision.scaler is not None and math.isfinite(obs.loss) and not obs.is_finite
         self._scaler_skips = self._scaler_skips + 1 if overflow else 0
         if overflow and self._scaler_skips <= _MAX_SCALER_SKIPS:
@@ -352,12 +356,10 @@ class StepEngine:
         if not obs.is_finite:
             # Clear the gradients: an optimizer step that runs anyway (HF) then changes nothing.
             self.model.zero_grad(set_to_none=True)
-        n = obs.batch_size
         self._last_samples = n
         self.steps += 1
         self.samples += n
-        if obs.is_finite:  # a skipped step makes no progress
-            self.equivalent_samples += self.scheduler.progress_credit(n, applied)
+        self.equivalent_samples += credit
         if self.sampler is not None:
             self.sampler.batch_size = decision.batch_size
             self.sampler.mark_consumed(n)

@@ -104,7 +104,7 @@ def test_calibrate_writes_a_profile_that_run_and_fit_accept(tmp_path):
 
 
 def test_calibration_math():
-    base = deba.load_profile("generic")
+    base = deba.load_profile("paper")  # the v1 metrics: calibration works for any metric names
     rows = [({"grad_variance": 10.0 + i, "grad_norm_variation": 0.2, "loss_variation": 0.1 * (i % 3)}, 2.0 - 0.01 * i)
             for i in range(30)]
     prof, report = calibrate_profile(base, rows)

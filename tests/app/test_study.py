@@ -110,7 +110,7 @@ def test_experiments_pick_architectures_and_change_only_debas_profile(capsys):
     prof = _profile_for(cpu, arch, "deba", overrides)[0]
     assert (prof.lr_scaling, prof.warmup, prof.increase_above) == ("sqrt", 8, 0.7)
     for method in ("fixed-small", "deba-uniform", "noise-scale"):
-        assert _profile_for(cpu, arch, method, overrides)[0].lr_scaling == "linear", method
+        assert _profile_for(cpu, arch, method, overrides)[0].lr_scaling != "sqrt", method
     for bad, field in ((["warmup"], "--deba-set"), (["=3"], "--deba-set")):
         with pytest.raises(deba.DebaConfigError, match=field):
             parse_deba_set(bad)

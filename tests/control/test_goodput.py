@@ -119,7 +119,7 @@ def test_measurement_interval_keeps_the_split_cost_at_half_a_percent():
     costly = deba.BatchScheduler(prof, throughput={16: 1000.0, 32: 1300.0})
     k = costly.measurement_interval()
     assert (1300 / 1000 - 1) / k <= 0.005 + 1e-12 < (1300 / 1000 - 1) / (k - 1)
-    assert deba.BatchScheduler(prof.replace(policy="stability")).measurement_interval() is None
+    assert deba.BatchScheduler(prof.replace(policy="stability", lr_scaling="linear")).measurement_interval() is None
 
 
 def test_lr_rules_by_name_and_by_optimizer_family():

@@ -104,7 +104,14 @@ def test_builtins_exist_and_encode_the_published_findings():
     assert max(p.increase_above for p in light) < min(p.increase_above for p in deep) < vit.increase_above
     assert max(p.cooldown for p in light) < min(p.cooldown for p in deep) <= vit.cooldown
     assert max(p.warmup for p in light) < min(p.warmup for p in deep) <= vit.warmup
-    assert vit.lr_scaling == "sqrt"
+    # v2: the same differences as shares of the run, the goodput policy, the LR rule by optimizer
+    # (Adam-family, as ViTs train, gets sqrt); the published rule stays reproducible as `paper`.
+    assert max(p.shares.warmup for p in light) < min(p.shares.warmup for p in deep) < vit.shares.warmup
+    assert max(p.shares.cooldown for p in light) <= min(p.shares.cooldown for p in deep) < vit.shares.cooldown
+    for p in ps.values():
+        expected = ("stability", "linear") if p.name == "paper" else ("goodput", "auto")
+        assert (p.policy, p.lr_scaling) == expected, p.name
+        assert (p.shares is None) == (p.name == "paper"), p.name
 
 
 def test_the_papers_epoch_defaults_are_expressible_exactly():

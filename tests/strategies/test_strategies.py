@@ -36,7 +36,11 @@ class TestLearnedFromProfileConformance(StrategyConformance):
 
 
 def generic():
-    return deba.load_profile("generic")
+    """``generic`` on the published method's three metrics and v1's scales (the tests below feed those)."""
+    return deba.load_profile("generic").replace(
+        weights={"grad_variance": 1.0, "grad_norm_variation": 1.0, "loss_variation": 1.0},
+        tau={"grad_variance": 100.0, "grad_norm_variation": 0.3, "loss_variation": 0.3},
+        rules=deba.load_profile("paper").rules)
 
 
 def test_equal_weight_is_one_minus_mean_instability():

@@ -34,7 +34,9 @@ def mlp():
     return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
 
 
-FAST = deba.load_profile("mlp").replace(interval=2, window=3, min_samples=2, warmup=0, cooldown=1)
+# The published rule, timed in steps: these tests pin down the loop's mechanics step by step.
+FAST = deba.load_profile("mlp").replace(interval=2, window=3, min_samples=2, warmup=0, cooldown=1, policy="stability",
+                                        lr_scaling="linear", shares=None)
 
 
 def test_every_step_is_recorded_with_everything(tmp_path):

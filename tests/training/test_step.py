@@ -15,7 +15,8 @@ from deba.training.step import StepEngine, loss_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = deba.load_profile("mlp").replace(interval=1, window=3, min_samples=2, warmup=0, cooldown=0,
-                                           increase_above=0.0001, decrease_below=0.0, lr_scaling="linear")
+                                           increase_above=0.0001, decrease_below=0.0, lr_scaling="linear",
+                                           policy="stability", shares=None)
 
 
 def _engine(model: nn.Module, coupler=None, sampler=None) -> StepEngine:

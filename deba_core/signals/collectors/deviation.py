@@ -1,0 +1,136 @@
+"""``loss_deviation`` and ``grad_norm_deviation``: how unsteady a signal is now, relative to warm-up.
+
+DEBA v2's stability signals (docs/design.md, "Signals"). Each interval contributes its mean loss
+(or gradient norm) and how many samples it averaged. Over the window the collector takes the
+residual spread around the least-squares line (so a steady fall is not instability), scales it
+by ``sqrt(samples per interval)`` (an interval mean over more samples is less noisy: without this
+a batch growth would read as calm and a shrink as trouble), and divides by the same statistic of
+the run's own first full window (its warm-up). So the value means the same thing all run long and
+for every model: 1 is "as unsteady as at the start", 3 is a spike or oscillation three times the
+start's, and no scale is borrowed from another model. v1's ``loss_variation`` divided by the mean
+loss instead, which rises as the loss falls at constant noise.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from deba.signals.collectors.base import MetricCollector
+from deba.signals.collectors.windowed import check_state
+from deba.signals.observation import Observation
+
+__all__ = ["DeviationCollector", "GradientNormDeviationCollector", "LossDeviationCollector", "detrended_std"]
+
+_EPS = 1e-12
+
+
+def detrended_std(values: np.ndarray) -> float:
+    """Residual standard deviation around the least-squares line (0 for fewer than 3 values).
+
+    Example:
+        >>> round(detrended_std(np.array([3.0, 2.0, 1.0, 0.0])), 6)
+        0.0
+    """
+    n = values.size
+    if n < 3:
+        return 0.0
+    t = np.arange(n, dtype=np.float64)
+    t -= t.mean()
+    centred = values - values.mean()
+    resid = centred - (float(t @ centred) / float(t @ t)) * t
+    return float(np.sqrt((resid @ resid) / (n - 2)))
+
+
+class DeviationCollector(MetricCollector):
+    """Detrended, sample-scaled spread of a scalar over the window, divided by its warm-up value.
+
+    Subclasses define :meth:`extract`. The baseline is fixed the first time the window holds
+    ``min_samples`` values and survives :meth:`reset` (a batch change restarts the window, not the
+    run's reference).
+    """
+
+    def __init__(self, window: int = 8, min_samples: int = 3) -> None:
+        super().__init__(window, max(min_samples, 3) if window >= 3 else min_samples)
+        self._values: deque[float] = deque(maxlen=window)
+        self._samples: deque[float] = deque(maxlen=window)
+        self.baseline: float | None = None
+
+    @abstractmethod
+    def extract(self, obs: Observation) -> float | None:
+        """The scalar this collector tracks, or ``None`` when the observation lacks it."""
+
+    def update(self, obs: Observation) -> None:
+        x = self.extract(obs)
+        if x is None:
+            return
+        if not math.isfinite(x):
+            self.nonfinite += 1
+            return
+        self._values.append(float(x))
+        self._samples.append(float(obs.batch_size * max(1, obs.n_steps or 1)))
+        if self.baseline is None and len(self._values) >= self.min_samples:
+            # The run's own warm-up spread; a perfectly smooth start falls back to 1 sample's worth.
+            self.baseline = max(self._spread(), _EPS)
+
+    def _spread(self) -> float:
+        values = np.fromiter(self._values, dtype=np.float64)
+        return detrended_std(values) * math.sqrt(float(np.mean(np.fromiter(self._samples, dtype=np.float64))))
+
+    def value(self) -> float | None:
+        if len(self._values) < self.min_samples or self.baseline is None:
+            return None
+        out = self._spread() / self.baseline
+        return out if math.isfinite(out) else None
+
+    @property
+    def count(self) -> int:
+        return len(self._values)
+
+    def reset(self) -> None:
+        self._values.clear()
+        self._samples.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"values": list(self._values), "samples": list(self._samples), "baseline": self.baseline,
+                "nonfinite": self.nonfinite}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = check_state(state, ("values", "samples", "baseline", "nonfinite"), self.name or type(self).__name__)
+        self._values = deque((float(v) for v in state["values"]), maxlen=self.window)
+        self._samples = deque((float(v) for v in state["samples"]), maxlen=self.window)
+        self.baseline = None if state["baseline"] is None else float(state["baseline"])
+        self.nonfinite = int(state["nonfinite"])
+
+
+class LossDeviationCollector(DeviationCollector):
+    """Unsteadiness of the loss relative to the run's warm-up (1 = as at the start).
+
+    Example:
+        >>> import deba
+        >>> c = LossDeviationCollector(window=6, min_samples=3)
+        >>> for loss in (2.0, 1.9, 2.0, 1.9, 1.8, 1.7):   # warm-up wobble, then a steady fall
+        ...     c.update(deba.Observation(loss=loss, batch_size=32))
+        >>> c.value() < 1.0
+        True
+    """
+
+    name = "loss_deviation"
+
+    def extract(self, obs: Observation) -> float | None:
+        return obs.loss
+
+
+class GradientNormDeviationCollector(DeviationCollector):
+    """Unsteadiness of the gradient norm relative to the run's warm-up (1 = as at the start)."""
+
+    name = "grad_norm_deviation"
+
+    def extract(self, obs: Observation) -> float | None:
+        if obs.grad_norm is None:
+            return None
+        return obs.grad_norm if obs.grad_finite else float("nan")

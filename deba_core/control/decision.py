@@ -27,6 +27,8 @@ class Decision:
         metrics: the metric values the score was computed from.
         noise_scale: the measured gradient noise scale ``B_simple`` (``None`` while there is no
             clear estimate).
+        noise_scale_low: the lower confidence bound on it that growth and the LR gain use
+            (``None`` before enough measurements).
 
     Example:
         >>> import deba
@@ -47,6 +49,7 @@ class Decision:
     decided: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     noise_scale: float | None = None
+    noise_scale_low: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""

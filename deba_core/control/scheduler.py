@@ -426,6 +426,7 @@ class BatchScheduler:
             batch_size=self.batch_size, previous_batch_size=previous, changed=self.batch_size != previous,
             action=action, score=score, reason=reason, lr_factor=self.lr_factor, step=self.state.step,
             interval=self.state.intervals, decided=decided, metrics=metrics or {}, noise_scale=self.noise.noise_scale,
+            noise_scale_low=self.noise.noise_scale_low,
         )
         self.last_decision = d
         return d

@@ -48,7 +48,9 @@ class ThroughputModel:
     Args:
         table: a fixed table (batch -> samples/s); nothing is measured then.
         skip_after_resize: steps dropped after each change of the trained size.
-        memory_cap: the largest micro-batch that fits (``None``: no cap known).
+        memory_cap: the largest global batch that runs as one micro-batch per rank (``None``: no
+            cap known; the step engine sets it from ``max_micro_batch`` and out-of-memory events).
+            A larger batch runs as micro-batches, so unless measured its throughput is the cap's.
 
     Example:
         >>> m = ThroughputModel()
@@ -124,12 +126,11 @@ class ThroughputModel:
 
     def samples_per_second(self, batch: int) -> float | None:
         """``T(batch)``: measured if visited, else predicted (``None`` when nothing supports it)."""
-        if self.memory_cap is not None and batch > self.memory_cap:
-            capped = self.samples_per_second(self.memory_cap)
-            return capped
         table = self.measured()
         if batch in table:
             return table[batch]
+        if self.memory_cap is not None and batch > self.memory_cap:
+            return self.samples_per_second(self.memory_cap)
         fit = self._fit(table)
         if fit is None:
             return None

@@ -69,6 +69,10 @@ class FitResult:
         equivalent_samples: starting-batch-equivalent samples trained (``sum E(B_i) B_i``, credited
             with the LR factor actually applied); ``equivalent_epochs`` the same in epochs.
         budget: ``"equivalent"`` or ``"samples"``: which count ended the run.
+        throughput: samples/s by batch size as the scheduler saw it at the end (what it decided
+            from): measured where ``measured_sizes`` says, predicted by its step-time model elsewhere.
+        noise_scale, noise_scale_low: the last noise-scale estimate and its lower bound (``None``
+            when there was none).
     """
 
     final: dict[str, float]
@@ -85,6 +89,10 @@ class FitResult:
     equivalent_samples: float = 0.0
     budget: str = "samples"
     dataset_size: int = 0
+    throughput: dict[int, float] = field(default_factory=dict)
+    measured_sizes: list[int] = field(default_factory=list)
+    noise_scale: float | None = None
+    noise_scale_low: float | None = None
 
     @property
     def epochs_of_samples(self) -> float:
@@ -299,7 +307,11 @@ class _FitRun:
             return move_to(collate([self.dataset[i] for i in idx]), self.device)
 
         p = self.profile
-        sizes = candidate_sizes(self.scheduler.batch_size, p.max_batch, p.granularity)
+        b0 = self.scheduler.batch_size
+        # Half the starting batch too: a noise measurement step runs two halves, and what that
+        # costs (T(B)/T(B/2)) sets how often DEBA measures.
+        half = [world * max(1, -(-b0 // (2 * world)))] if b0 >= 2 * world else []
+        sizes = half + candidate_sizes(b0, p.max_batch, p.granularity)
         probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
                          cap=self.engine.max_micro_batch)
 
@@ -439,6 +451,13 @@ class _FitRun:
         self.sampler.set_epoch(done_epoch + 1)
         self.checkpoint()
 
+    def _throughput_seen(self, visited: list[int]) -> dict[str, Any]:
+        """The scheduler's throughput at the sizes it visited and the doublings it could grow to."""
+        p, tm = self.profile, self.scheduler.throughput
+        sizes = sorted(set(visited) | set(candidate_sizes(self.scheduler.initial_batch, p.max_batch, p.granularity, 6)))
+        table = {b: round(t, 1) for b in sizes if (t := tm.samples_per_second(b)) is not None}
+        return {"throughput": table, "measured_sizes": [b for b in table if tm.is_measured(b)]}
+
     def _result(self, stopped_by: str) -> FitResult:
         cfg = self.cfg
         if cfg.eval_data is not None and not self.last_eval:
@@ -454,7 +473,8 @@ class _FitRun:
             log_dir=Path(cfg.log_dir) if cfg.log_dir is not None else None, stopped_by=stopped_by,
             tail=list(self.history.records), history_file=self.history.path,
             equivalent_samples=self.engine.equivalent_samples, budget="equivalent" if self.equivalent else "samples",
-            dataset_size=len(self.dataset),
+            dataset_size=len(self.dataset), noise_scale=self.scheduler.noise_scale,
+            noise_scale_low=self.scheduler.noise.noise_scale_low, **self._throughput_seen(sizes),
         )
         if cfg.log_dir is not None and self.rank == 0:
             Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)

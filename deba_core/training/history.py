@@ -55,6 +55,7 @@ def step_record(step: int, epoch: int | None, samples: int, obs: Any, decision: 
         "changed": decision.changed,
         "reason": decision.reason,
         "noise_scale": getattr(decision, "noise_scale", None),
+        "noise_scale_low": getattr(decision, "noise_scale_low", None),
         **extra,
     }
     if result is not None and result.oom_events:

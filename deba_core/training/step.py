@@ -174,6 +174,13 @@ class StepEngine:
         self.lr_factor = last.lr_factor if last is not None else scheduler.lr_factor
         if sampler is not None:
             sampler.batch_size = scheduler.batch_size
+        self._cap_throughput()
+
+    def _cap_throughput(self) -> None:
+        """Beyond the memory cap a step runs as micro-batches: throughput there is the cap's."""
+        if self.max_micro_batch is not None:
+            world = 1 if self.dist is None else self.dist.world
+            self.scheduler.throughput.memory_cap = self.max_micro_batch * world
 
     # The step -----------------------------------------------------------------------------------
 
@@ -271,6 +278,7 @@ class StepEngine:
             # Out of memory after growth: keep the lowered cap for the following steps.
             self.max_micro_batch = result.cap
             self.oom_events.extend(result.oom_events)
+            self._cap_throughput()
         return result
 
     def _zero_grad(self) -> None:

@@ -24,7 +24,7 @@ from deba.app.commands.common import (
     make_out_dir,
 )
 
-__all__ = ["parse_compare", "summarise"]
+__all__ = ["explain", "parse_compare", "summarise"]
 
 
 def parse_compare(items: list[str] | None, initial: int) -> list[int]:
@@ -67,7 +67,44 @@ def summarise(name: str, result: FitResult) -> dict[str, Any]:
         "batch_max": max(sizes) if sizes else None,
         "batch_changes": sum(1 for r in result.history if r.get("changed")),
         "profile": result.profile.name,
+        "noise_scale": result.noise_scale,
+        "noise_scale_low": result.noise_scale_low,
+        "throughput": {str(b): t for b, t in result.throughput.items()},
+        "throughput_measured": list(result.measured_sizes),
+        "why": explain(result),
     }
+
+
+def explain(result: FitResult) -> str:
+    """One line: why the batch grew, shrank or held, from the run's decided steps."""
+    decided = [r for r in result.step_records() if r.get("decided") and r.get("reason")]
+    changes = [r for r in decided if r.get("changed")]
+    if changes:
+        first, last = changes[0], changes[-1]
+        return (f"{len(changes)} change(s) {first['batch_size']} -> {last['next_batch_size']}; "
+                f"first: {first['reason']}; last: {last['reason']}")
+    if not decided:
+        return "no decision was made (too few steps)"
+    return f"held at {decided[-1]['next_batch_size']}: {decided[-1]['reason']}"
+
+
+def _noise(row: dict[str, Any]) -> str:
+    point, low = row["noise_scale"], row["noise_scale_low"]
+    if point is None and low is None:
+        return "-"
+    return (f"{point:.0f}" if point is not None else "unclear") + (f" (>= {low:.0f})" if low is not None else "")
+
+
+def _details(rows: list[dict[str, Any]]) -> str:
+    """Per method: the noise scale, the throughput table it decided from, and why it moved or held."""
+    lines = []
+    for r in rows:
+        table = ", ".join(f"{b}{'*' if int(b) in r['throughput_measured'] else ''}: {t:.0f}"
+                          for b, t in r["throughput"].items())
+        lines.append(f"{r['method']}: noise scale B_simple {_noise(r)}; samples/s (* measured) {table or '-'}")
+        if not r["method"].startswith("static"):
+            lines.append(f"  why: {r['why']}")
+    return "\n".join(lines)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -156,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     reference_name = f"static-{baselines[0]}" if baselines else "deba"
     rows = _rows(results, results[reference_name])
     print(_table(rows))
+    print(_details(rows))
     summary = {
         "command": "deba run",
         "args": {k: v for k, v in vars(args).items() if k != "func"},

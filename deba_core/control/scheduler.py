@@ -106,6 +106,7 @@ class BatchScheduler:
         self._acc = IntervalAccumulator()
         self._plan: float | None = None
         self._equivalent_clock = False
+        self._k_cache: tuple[tuple[int, int], int] | None = None
         self._reset_state()
 
     # Construction -------------------------------------------------------------------------------
@@ -269,11 +270,19 @@ class BatchScheduler:
         if not self.needs_noise:
             return None
         b = self.batch_size
+        # Asked every step: re-read the throughput model (medians over its step times) only when the
+        # batch changes or every 50 steps.
+        key = (b, self.state.step // 50)
+        if self._k_cache is not None and self._k_cache[0] == key:
+            return self._k_cache[1]
         full, half = self.throughput.samples_per_second(b), self.throughput.samples_per_second(max(1, -(-b // 2)))
         if full is None or half is None:
-            return 10
-        cost = max(full / half - 1.0, 0.0)
-        return int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
+            k = 10
+        else:
+            cost = max(full / half - 1.0, 0.0)
+            k = int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
+        self._k_cache = (key, k)
+        return k
 
     def progress_credit(self, batch: int, factor: float) -> float:
         """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.
@@ -293,6 +302,11 @@ class BatchScheduler:
         """Whether anything here reads the noise scale: the policy, the LR rule, or a budget counted
         in equivalent samples (``measure_noise = True``, set by ``deba.fit``)."""
         return self.policy.needs_noise or self.profile.lr_scaling in ("auto", "adascale") or self.measure_noise
+
+    @property
+    def needs_sketch(self) -> bool:
+        """Whether any collector reads gradient sketches (``MetricCollector.uses_sketch``)."""
+        return any(getattr(c, "uses_sketch", True) for c in self.collectors)
 
     def record_step_time(self, batch: int, seconds: float) -> None:
         """The step engine reports each step's training time (for the throughput model)."""

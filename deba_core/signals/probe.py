@@ -124,8 +124,9 @@ class GradientProbe:
         """Forget the copy :meth:`increment_sq` keeps (frees its memory)."""
         self._prev = None
 
-    def capture(self) -> GradientSnapshot:
-        """Norm, sketch and finiteness of the gradients now in ``.grad``."""
+    def capture(self, sketch: bool = True) -> GradientSnapshot:
+        """Norm, sketch and finiteness of the gradients now in ``.grad`` (``sketch=False``: an empty
+        sketch, and only the fused norm is read)."""
         grads = []
         for p in self.params:
             g = p.grad
@@ -135,20 +136,22 @@ class GradientProbe:
         if not grads:
             return GradientSnapshot(0.0, np.zeros(self.sketch_size), True, 0)
         norm = self._norm(grads)
-        sketch = self.sketch().to(norm.device)
-        both = torch.cat([norm.reshape(1).float(), sketch]).cpu().numpy().astype(np.float64)
+        if not sketch:
+            total = float(norm)
+            return GradientSnapshot(total, np.zeros(0), math.isfinite(total), len(grads))
+        both = torch.cat([norm.reshape(1).float(), self.sketch().to(norm.device)]).cpu().numpy().astype(np.float64)
         total = float(both[0])
         # A NaN or inf anywhere makes the total norm non-finite, so one check covers every entry.
         return GradientSnapshot(total, both[1:], math.isfinite(total), len(grads))
 
-    def observe(self, loss: float, batch_size: int, **fields) -> Observation:
-        """Capture the gradient and build the step's :class:`Observation`."""
-        snap = self.capture()
+    def observe(self, loss: float, batch_size: int, sketch: bool = True, **fields) -> Observation:
+        """Capture the gradient and build the step's :class:`Observation` (``sketch=False``: none)."""
+        snap = self.capture(sketch)
         return Observation(
             loss=loss,
             batch_size=batch_size,
             grad_norm=snap.norm,
             grad_finite=snap.finite,
-            grad_sketch=snap.sketch,
+            grad_sketch=snap.sketch if sketch else None,
             **fields,
         )

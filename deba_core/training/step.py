@@ -160,6 +160,7 @@ class StepEngine:
         self.precision = precision or Precision(None, "cpu")
         self.optimizer = optimizer
         self.measure_noise = True
+        self._sketch = scheduler.needs_sketch  # read gradient sketches only for collectors that use them
         self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
         self._measuring = False
         self._t_step: float | None = None  # start of the step in flight (throughput timing)
@@ -210,7 +211,7 @@ class StepEngine:
         t0 = self._start_step()
         value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else loss
         where = {"step": self.steps + 1, "samples": self.samples + batch_size, **fields}
-        obs = self.probe.observe(value, batch_size, **where)
+        obs = self.probe.observe(value, batch_size, sketch=self._sketch, **where)
         return self._conclude(obs, None, t0)
 
     def end_epoch(self) -> Decision:
@@ -248,13 +249,14 @@ class StepEngine:
         return k is not None and (self.steps + 1) % k == 0
 
     def _micro_batches(self, batch: Any) -> MicroBatchResult:
-        cap, sketch = self.max_micro_batch, self._timed_sketch
+        cap, sketch = self.max_micro_batch, (self._timed_sketch if self._sketch else None)
+        split = False
         if self._measuring and self.dist is None:
             n = batch_len(batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
             if (cap is None or n <= cap) and n >= 2:
                 # A one-micro-batch step is split in two for the measurement; its halves give no
                 # micro sketches, so the collectors see the step as if it had not been split.
-                cap, sketch = -(-n // 2), None
+                cap, sketch, split = -(-n // 2), None, True
         self._micro_sq = []
         prec = self.precision
         forward_loss, backward = self.forward_loss, self.backward
@@ -272,7 +274,7 @@ class StepEngine:
             scale = prec.scale()
             result.micro_sketches = [s / scale for s in result.micro_sketches]
             self._micro_sq = [(size, sq / scale ** 2) for size, sq in self._micro_sq]
-        if sketch is None and not result.oom_events:
+        if split and not result.oom_events:
             result.cap = self.max_micro_batch  # the split was for measuring, not for memory
         if result.oom_events:
             # Out of memory after growth: keep the lowered cap for the following steps.
@@ -309,7 +311,9 @@ class StepEngine:
         t0 = time.perf_counter()
         small = self._small_estimates()
         n_local = result.samples
-        if result.micro_sketches:
+        if not self._sketch:  # no collector reads sketches: nothing to gather
+            sketches, sizes = [], []
+        elif result.micro_sketches:
             sketches, sizes = result.micro_sketches, result.sketch_sizes
         else:  # one micro-batch: the shard's own (still local, still fp16-scaled) gradient is the estimate
             sketches, sizes = [self.probe.sketch().double().cpu().numpy() / self.precision.scale()], [n_local]
@@ -321,7 +325,8 @@ class StepEngine:
         allreduce_gradients(self.probe.params, ctx.world, weight=n_local, total=n_total)
         # After the reduction, so every rank's GradScaler sees the same overflow and skips alike.
         self.precision.unscale(self.optimizer)
-        all_sketches, all_sizes = ctx.gather_sketches(sketches, sizes, self.probe.sketch_size)
+        all_sketches, all_sizes = (ctx.gather_sketches(sketches, sizes, self.probe.sketch_size) if self._sketch
+                                   else ([], []))
         self.deba_seconds += time.perf_counter() - t0
         small = (sq_sum, b_sum, int(round(count))) if count >= 2 else None
         obs = self._observation(loss_sum / n_total, int(round(n_total)), all_sketches, all_sizes, epoch, small)
@@ -330,11 +335,12 @@ class StepEngine:
     def _observation(self, loss: float, n: int, sketches: list, sizes: list[int], epoch: int | None,
                      small: tuple[float, float, int] | None = None) -> Observation:
         t0 = time.perf_counter()
-        snap = self.probe.capture()  # under DDP the reduced gradient: the same on every rank
+        snap = self.probe.capture(self._sketch)  # under DDP the reduced gradient: the same on every rank
         self.deba_seconds += time.perf_counter() - t0
         independent = len(sketches) >= 2
         return Observation(
-            loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite, grad_sketch=snap.sketch,
+            loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite,
+            grad_sketch=snap.sketch if self._sketch else None,
             micro_sketches=sketches if independent else None, micro_sizes=sizes if independent else None,
             step=self.steps + 1, epoch=epoch, samples=self.samples + n,
             small_batch=None if small is None or small[2] < 2 else small[1] / small[2],

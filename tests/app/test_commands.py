@@ -39,6 +39,11 @@ def test_deba_run_writes_the_run_folder_and_a_table(tmp_path):
     assert set(methods) == {"deba", "static-32", "static-64"}
     assert methods["static-64"]["batch_max"] == 64 and methods["deba"]["final_accuracy"] > 0.5
     assert deba.load_profile(out / "profile.yaml").name == summary["profile"]
+    # what DEBA decided from, per method, and one line saying why it grew or held
+    assert "samples/s (* measured)" in r.stdout and "  why: " in r.stdout and "noise scale" in r.stdout
+    row = methods["deba"]
+    assert row["why"] and str(row["batch_max"]) in row["throughput"] and row["throughput_measured"]
+    assert row["why"].startswith("held at") == (row["batch_changes"] == 0)
 
 
 @pytest.mark.slow

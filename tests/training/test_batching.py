@@ -29,8 +29,9 @@ def test_accumulated_gradient_equals_full_batch_gradient(cap):
     assert res.loss == pytest.approx(nn.functional.cross_entropy(model(x), y).item(), abs=1e-5)
 
 
-def _engine(model: nn.Module, max_micro_batch: int) -> StepEngine:
-    return StepEngine(model, deba.BatchScheduler("generic"), deba.GradientProbe(model, 8),
+def _engine(model: nn.Module, max_micro_batch: int, profile: str = "paper") -> StepEngine:
+    # "paper" weighs grad_variance, which reads sketches; the v2 profiles read none.
+    return StepEngine(model, deba.BatchScheduler(profile), deba.GradientProbe(model, 8),
                       forward_loss=loss_of(model, nn.functional.cross_entropy), max_micro_batch=max_micro_batch)
 
 
@@ -44,6 +45,16 @@ def test_micro_batches_give_independent_gradient_estimates():
     # the size-weighted mean of the micro estimates is the full gradient's sketch
     mean = sum(s * 8 for s in obs.micro_sketches) / 32
     assert abs(mean - obs.grad_sketch).max() < 1e-5
+
+
+def test_no_sketch_is_read_when_no_collector_uses_one():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    engine = _engine(model, max_micro_batch=8, profile="generic")
+    assert not engine.scheduler.needs_sketch
+    obs = engine.run((torch.randn(32, 4), torch.randint(0, 2, (32,)))).obs
+    assert obs.grad_sketch is None and obs.micro_sketches is None and obs.grad_norm > 0
+    assert deba.BatchScheduler("paper").needs_sketch
 
 
 class FlakyModel(nn.Module):

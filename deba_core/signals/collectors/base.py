@@ -34,6 +34,11 @@ class MetricCollector(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Whether :meth:`update` reads ``obs.grad_sketch`` / ``obs.micro_sketches``. Reading the sketch
+    #: costs a gather per parameter tensor every step (and an all-gather under DDP), so the step
+    #: engine skips it when no collector needs it; a collector that sets this ``False`` sees them as
+    #: ``None``. The default is ``True`` so a plugin that reads sketches keeps getting them.
+    uses_sketch: ClassVar[bool] = True
 
     def __init__(self, window: int = 8, min_samples: int = 2) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 2:

@@ -54,6 +54,8 @@ class DeviationCollector(MetricCollector):
     run's reference).
     """
 
+    uses_sketch = False  # reads one scalar per observation
+
     def __init__(self, window: int = 8, min_samples: int = 3) -> None:
         super().__init__(window, max(min_samples, 3) if window >= 3 else min_samples)
         self._values: deque[float] = deque(maxlen=window)

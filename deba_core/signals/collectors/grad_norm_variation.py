@@ -23,6 +23,7 @@ class GradientNormVariationCollector(ScalarWindowCollector):
     """
 
     name = "grad_norm_variation"
+    uses_sketch = False
 
     def extract(self, obs: Observation) -> float | None:
         if obs.grad_norm is None:

@@ -34,6 +34,7 @@ class LossVariationCollector(ScalarWindowCollector):
     """Detrended coefficient of variation of the loss over the window (dimensionless, >= 0)."""
 
     name = "loss_variation"
+    uses_sketch = False
 
     def extract(self, obs: Observation) -> float | None:
         return obs.loss

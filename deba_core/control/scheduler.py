@@ -258,14 +258,15 @@ class BatchScheduler:
         and its starting-batch-equivalent credit (the plan says which one counts)."""
         self.state.progress += float(equivalent) if self._equivalent_clock else float(samples)
 
-    def measurement_interval(self) -> int | None:
+    def measurement_interval(self, own_seconds: float | None = None) -> int | None:
         """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
 
         ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
         its steps stay exactly as published). A measurement splits a one-micro-batch step in two,
-        which costs ``T(B)/T(B/2) - 1`` of a step; measuring every ``k = ceil(cost / 0.5 %)`` steps
-        keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 % budget to
-        its own per-step work. With no throughput known yet, every 10 steps.
+        which costs ``T(B)/T(B/2) - 1`` of a step, plus DEBA's own reads of the halves
+        (``own_seconds``, timed by the step engine); measuring every ``k = ceil(cost / 0.5 %)``
+        steps keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 %
+        budget to its per-step work. With no throughput known yet, every 10 steps.
         """
         if not self.needs_noise:
             return None
@@ -279,7 +280,7 @@ class BatchScheduler:
         if full is None or half is None:
             k = 10
         else:
-            cost = max(full / half - 1.0, 0.0)
+            cost = max(full / half - 1.0, 0.0) + max(own_seconds or 0.0, 0.0) * full / b
             k = int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
         self._k_cache = (key, k)
         return k
@@ -302,6 +303,12 @@ class BatchScheduler:
         """Whether anything here reads the noise scale: the policy, the LR rule, or a budget counted
         in equivalent samples (``measure_noise = True``, set by ``deba.fit``)."""
         return self.policy.needs_noise or self.profile.lr_scaling in ("auto", "adascale") or self.measure_noise
+
+    @property
+    def interval_has_norm(self) -> bool:
+        """Whether a step of the open interval has read the gradient norm (the step engine reads it
+        on an interval's first step, and then every few steps)."""
+        return self._acc.norm_count > 0
 
     @property
     def needs_sketch(self) -> bool:

@@ -69,6 +69,7 @@ class IntervalAccumulator:
             micro_sketches=self.micro_sketches or None,
             micro_sizes=self.micro_sizes or None,
             n_steps=self.finite,
+            extra={"grad_norm_steps": float(self.norm_count)} if self.norm_count else {},
             step=self.last_step,
             epoch=self.last_epoch,
             samples=self.last_samples,

@@ -37,6 +37,7 @@ from deba.training.batching import MicroBatchResult, batch_len, call_model, run_
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
 from deba.training.history import step_record
 from deba.training.lr import LRCoupler
+from deba.training.norm_reads import NormReadPlan
 from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 
@@ -163,6 +164,10 @@ class StepEngine:
         self._sketch = scheduler.needs_sketch  # read gradient sketches only for collectors that use them
         self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
         self._measuring = False
+        self.norm_plan = NormReadPlan()  # which steps read the full gradient norm (its cost is ~1 % on a CPU)
+        self._reading = True
+        self._measure_own: list[float] = []  # DEBA's own seconds on recent measurement steps
+        self._stride_cache: tuple[tuple[int, int], int] | None = None
         self._t_step: float | None = None  # start of the step in flight (throughput timing)
         self._scaler_skips = 0
         self.steps = 0
@@ -192,6 +197,8 @@ class StepEngine:
         t0 = self._start_step()
         self.model.zero_grad(set_to_none=True)
         self._measuring = self._measure_now()
+        self._reading = self._read_norm_now()
+        own_before = self.deba_seconds
         try:
             if self.dist is None:
                 result = self._micro_batches(batch)
@@ -203,6 +210,8 @@ class StepEngine:
                 result, obs = self._distributed(batch, epoch)
         finally:
             self.probe.reset_increments()
+            if self._measuring:
+                self._measure_own = (self._measure_own + [self.deba_seconds - own_before])[-8:]
             self._measuring = False
         return self._conclude(obs, result, t0)
 
@@ -211,7 +220,11 @@ class StepEngine:
         t0 = self._start_step()
         value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else loss
         where = {"step": self.steps + 1, "samples": self.samples + batch_size, **fields}
-        obs = self.probe.observe(value, batch_size, sketch=self._sketch, **where)
+        reading = self._read_norm_now()
+        t1 = time.perf_counter()
+        obs = self.probe.observe(value, batch_size, sketch=self._sketch, norm=reading, **where)
+        if reading:
+            self.norm_plan.record(time.perf_counter() - t1)
         return self._conclude(obs, None, t0)
 
     def end_epoch(self) -> Decision:
@@ -245,8 +258,31 @@ class StepEngine:
         """Whether this step is a noise measurement step (every k steps, k from the scheduler)."""
         if not self.measure_noise:
             return False
-        k = self.scheduler.measurement_interval()
+        own = sorted(self._measure_own)[len(self._measure_own) // 2] if self._measure_own else None
+        k = self.scheduler.measurement_interval(own)
         return k is not None and (self.steps + 1) % k == 0
+
+    def _read_norm_now(self) -> bool:
+        """Whether this step reads the full gradient norm (docs/design.md, "Overhead").
+
+        Always on measurement steps, under an fp16 GradScaler, under DDP (ranks must agree on
+        finiteness, and their timings differ) and on an interval's first step; otherwise every
+        ``j`` steps, ``j`` from :class:`NormReadPlan` (reads at most 0.25 % of step time).
+        """
+        if self._measuring or self.precision.scaler is not None or self.dist is not None:
+            return True
+        if not self.scheduler.interval_has_norm:
+            return True
+        j = self._norm_stride()
+        return j <= 1 or (self.steps + 1) % j == 0
+
+    def _norm_stride(self) -> int:
+        b = self.scheduler.batch_size
+        key = (b, self.steps // 50)  # re-read the timings when the batch changes or every 50 steps
+        if self._stride_cache is None or self._stride_cache[0] != key:
+            t = self.scheduler.throughput.samples_per_second(b)
+            self._stride_cache = (key, self.norm_plan.stride(b / t if t else None))
+        return self._stride_cache[1]
 
     def _micro_batches(self, batch: Any) -> MicroBatchResult:
         cap, sketch = self.max_micro_batch, (self._timed_sketch if self._sketch else None)
@@ -335,8 +371,12 @@ class StepEngine:
     def _observation(self, loss: float, n: int, sketches: list, sizes: list[int], epoch: int | None,
                      small: tuple[float, float, int] | None = None) -> Observation:
         t0 = time.perf_counter()
-        snap = self.probe.capture(self._sketch)  # under DDP the reduced gradient: the same on every rank
-        self.deba_seconds += time.perf_counter() - t0
+        # Under DDP the reduced gradient: the same on every rank.
+        snap = self.probe.capture(self._sketch, norm=self._reading)
+        spent = time.perf_counter() - t0
+        self.deba_seconds += spent
+        if self._reading:
+            self.norm_plan.record(spent)
         independent = len(sketches) >= 2
         return Observation(
             loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite,
@@ -414,7 +454,8 @@ class StepEngine:
         return {"steps": self.steps, "samples": self.samples, "equivalent_samples": self.equivalent_samples,
                 "lr_factor": self.lr_factor, "grad_scaler": self.precision.state_dict(),
                 "max_micro_batch": self.max_micro_batch, "oom_events": list(self.oom_events),
-                "deba_seconds": self.deba_seconds}
+                "deba_seconds": self.deba_seconds, "norm_reads": self.norm_plan.state_dict(),
+                "measurement_seconds": list(self._measure_own)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
@@ -428,5 +469,8 @@ class StepEngine:
             self.max_micro_batch = None if cap is None else int(cap)
             self.oom_events = list(state.get("oom_events", []))
             self.deba_seconds = float(state.get("deba_seconds", 0.0))
+            self.norm_plan.load_state_dict(state.get("norm_reads") or {})
+            self._stride_cache = None
+            self._measure_own = [float(x) for x in state.get("measurement_seconds", [])]
         except (KeyError, TypeError, ValueError) as exc:
             raise DebaConfigError.single("state.engine", type(exc).__name__, f"is malformed ({exc})") from exc

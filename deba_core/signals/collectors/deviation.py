@@ -74,10 +74,14 @@ class DeviationCollector(MetricCollector):
             self.nonfinite += 1
             return
         self._values.append(float(x))
-        self._samples.append(float(obs.batch_size * max(1, obs.n_steps or 1)))
+        self._samples.append(float(obs.batch_size * self.steps_behind(obs)))
         if self.baseline is None and len(self._values) >= self.min_samples:
             # The run's own warm-up spread; a perfectly smooth start falls back to 1 sample's worth.
             self.baseline = max(self._spread(), _EPS)
+
+    def steps_behind(self, obs: Observation) -> int:
+        """Steps whose values the observation averages (an interval aggregate: its finite steps)."""
+        return max(1, obs.n_steps or 1)
 
     def _spread(self) -> float:
         values = np.fromiter(self._values, dtype=np.float64)
@@ -131,6 +135,10 @@ class GradientNormDeviationCollector(DeviationCollector):
     """Unsteadiness of the gradient norm relative to the run's warm-up (1 = as at the start)."""
 
     name = "grad_norm_deviation"
+
+    def steps_behind(self, obs: Observation) -> int:
+        # The step engine reads the norm on some steps only (docs/design.md, "Overhead").
+        return max(1, int(obs.extra.get("grad_norm_steps", obs.n_steps or 1)))
 
     def extract(self, obs: Observation) -> float | None:
         if obs.grad_norm is None:

@@ -39,7 +39,11 @@ model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 profile = deba.load_profile("mlp").replace(interval=2, window=3, min_samples=2, warmup=1, cooldown=1,
                                             increase_above=0.2, decrease_below=0.1)
+# The v2 default (goodput, equivalent budget, timing as shares of the run) with a fixed throughput
+# table, so decisions are a pure function of the observations and two runs can be compared.
+TABLE = {16: 1000.0, 32: 1005.0, 48: 1500.0, 64: 2000.0, 128: 4000.0, 256: 6000.0}  # splitting 32 is cheap
 deba.fit(model, (x, targets), optimizer=opt, loss_fn=loss_fn, profile=profile, epochs=3, progress=False,
+         throughput=TABLE,
          log_dir=os.path.join(run_dir, "log"), checkpoint_dir=os.path.join(run_dir, "ckpt"), checkpoint_every=1,
          resume=resume, seed=5, tensorboard=False)
 print("DONE")

@@ -264,7 +264,7 @@ class BatchScheduler:
         ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
         its steps stay exactly as published). A measurement splits a one-micro-batch step in two,
         which costs ``T(B)/T(B/2) - 1`` of a step, plus DEBA's own reads of the halves
-        (``own_seconds``, timed by the step engine); measuring every ``k = ceil(cost / 0.5 %)``
+        (``own_seconds``, timed by the step engine; ignored with a fixed table); measuring every ``k = ceil(cost / 0.5 %)``
         steps keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 %
         budget to its per-step work. With no throughput known yet, every 10 steps.
         """
@@ -280,7 +280,8 @@ class BatchScheduler:
         if full is None or half is None:
             k = 10
         else:
-            cost = max(full / half - 1.0, 0.0) + max(own_seconds or 0.0, 0.0) * full / b
+            own = max(own_seconds or 0.0, 0.0) if self.throughput.fixed is None else 0.0  # rule 6 with a table
+            cost = max(full / half - 1.0, 0.0) + own * full / b
             k = int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
         self._k_cache = (key, k)
         return k
@@ -303,6 +304,14 @@ class BatchScheduler:
         """Whether anything here reads the noise scale: the policy, the LR rule, or a budget counted
         in equivalent samples (``measure_noise = True``, set by ``deba.fit``)."""
         return self.policy.needs_noise or self.profile.lr_scaling in ("auto", "adascale") or self.measure_noise
+
+    @property
+    def timing_decides(self) -> bool:
+        """Whether decisions already depend on measured step times (a throughput-reading policy
+        without a fixed ``throughput=`` table). Only then may the step engine save work by timing
+        (fewer full-norm reads, measurement cost from its own timed reads): the published rule and
+        runs with a fixed table stay a pure function of the observations (rule 6)."""
+        return self.policy.needs_noise and self.throughput.fixed is None
 
     @property
     def interval_has_norm(self) -> bool:

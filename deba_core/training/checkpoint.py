@@ -140,11 +140,17 @@ def save_checkpoint(directory: str | os.PathLike[str], step: int, weights: dict[
     torch.save(weights, tmp / "weights.pt")
     write_json_atomic(tmp / STATE_FILE, {**deba_state, "step": step})
     final = root / name
-    if final.exists():
-        shutil.rmtree(final)
+    again = 0
+    while final.exists():
+        # A second save at the same step (an epoch's end right after a periodic save): never delete
+        # the folder latest.json may point at before the new one is in place (a kill in between
+        # would leave a pointer to nothing); write beside it and prune afterwards.
+        again += 1
+        name = f"step-{step:08d}-{again}"
+        final = root / name
     os.replace(tmp, final)
     write_json_atomic(root / "latest.json", {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "dir": name})
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-_KEEP]:
+    for old in sorted(p for p in root.glob("step-*") if p.is_dir() and p != final)[: -(_KEEP - 1) or None]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -5,8 +5,11 @@ for ResNet-18 at batch 128, costs about 1 % of a step on its own. The stability 
 (``grad_norm_deviation``) averages the norm over a decision interval, so it does not need every
 step's: the engine reads it every ``j`` steps, with ``j`` set so that the reads cost at most
 :data:`READ_SHARE` of training time, and always on noise measurement steps (the estimator needs
-``|g_B|^2``), under an fp16 GradScaler (its skip logic reads finiteness), and on the first step of
-every interval (so each interval has a norm). On the other steps finiteness comes from the loss.
+``|g_B|^2``), under an fp16 GradScaler (its skip logic reads finiteness), under DDP, on the first
+step of every interval (so each interval has a norm), and on every step when decisions do not
+already depend on measured timings (the published ``stability`` rule, a fixed ``throughput=``
+table), so those stay a pure function of the observations. On the other steps finiteness comes from
+the loss: a non-finite gradient under a finite loss (rare outside fp16) is caught at the next read.
 """
 
 from __future__ import annotations

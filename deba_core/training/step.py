@@ -266,10 +266,13 @@ class StepEngine:
         """Whether this step reads the full gradient norm (docs/design.md, "Overhead").
 
         Always on measurement steps, under an fp16 GradScaler, under DDP (ranks must agree on
-        finiteness, and their timings differ) and on an interval's first step; otherwise every
+        finiteness, and their timings differ), on an interval's first step, and whenever decisions
+        do not already depend on timing (``BatchScheduler.timing_decides``); otherwise every
         ``j`` steps, ``j`` from :class:`NormReadPlan` (reads at most 0.25 % of step time).
         """
         if self._measuring or self.precision.scaler is not None or self.dist is not None:
+            return True
+        if not self.scheduler.timing_decides:  # keep the published rule and fixed tables timing-free
             return True
         if not self.scheduler.interval_has_norm:
             return True

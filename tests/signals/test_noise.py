@@ -30,7 +30,8 @@ def _trajectory(seed: int, throughput: dict[int, float], steps: int) -> tuple[np
     model = torch.nn.Linear(D, 1, bias=False).double()
     with torch.no_grad():
         model.weight.copy_((w_star + 3.0 * torch.randn(D, generator=gen, dtype=torch.float64)).reshape(1, D))
-    prof = deba.load_profile("mlp").replace(policy="goodput", min_batch=16, initial_batch=B)
+    # The data comes at B whatever the scheduler says, so it must stay there (k is per batch size).
+    prof = deba.load_profile("mlp").replace(policy="goodput", min_batch=B, initial_batch=B, max_batch=B)
     sched = deba.BatchScheduler(prof, throughput=throughput)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import deba
+from deba.control.throughput import ThroughputModel
 from deba.training.norm_reads import MAX_STRIDE, NormReadPlan
 from deba.training.step import StepEngine, loss_of
 
@@ -27,8 +28,12 @@ def test_stride_keeps_the_reads_at_their_share_of_step_time():
 
 def _engine(model: nn.Module, profile: str = "mlp", interval: int = 6) -> StepEngine:
     prof = deba.load_profile(profile).replace(interval=interval, shares=None)
-    # A fixed table: 32 samples take 10 ms, so a 1 ms read is 10 % of a step -> every 16 steps.
-    sched = deba.BatchScheduler(prof, initial_batch=32, throughput={16: 2000.0, 32: 3200.0, 64: 6000.0})
+    # Measured throughput: 32 samples take 10 ms, so a 1 ms read is 10 % of a step -> every 16 steps.
+    tm = ThroughputModel(skip_after_resize=0)
+    for b, t in ((16, 0.008), (32, 0.010), (64, 0.0107)):
+        tm.record(b, t)
+    tm.record = lambda batch, seconds: None  # keep the table as set
+    sched = deba.BatchScheduler(prof, initial_batch=32, throughput=tm)
     engine = StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy))
     return engine
 
@@ -55,6 +60,21 @@ def test_large_model_reads_the_norm_on_an_intervals_first_step_and_on_measuremen
     # a skipped read leaves finiteness to the loss: a NaN loss still counts
     bad = engine.run((torch.full((32, 6), float("nan")), torch.randint(0, 3, (32,))))
     assert not bad.finite
+
+
+def test_decisions_that_do_not_depend_on_timing_read_every_step():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3)
+    for profile, table in (("paper", None), ("mlp", {16: 2000.0, 32: 3200.0, 64: 6000.0})):
+        prof = deba.load_profile(profile).replace(interval=6, shares=None)
+        sched = deba.BatchScheduler(prof, initial_batch=32, throughput=table)
+        assert not sched.timing_decides
+        engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
+                            forward_loss=loss_of(model, nn.functional.cross_entropy))
+        engine.norm_plan.record(1.0)
+        engine.norm_plan.record = lambda seconds: None
+        outs = [engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,)))).obs for _ in range(12)]
+        assert all(o.grad_norm is not None for o in outs), profile
 
 
 def test_cheap_reads_happen_every_step():

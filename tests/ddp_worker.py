@@ -21,6 +21,7 @@ ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--max-samples", type=int, default=None)
 ap.add_argument("--resume", action="store_true")
 ap.add_argument("--tag", default="run")
+ap.add_argument("--policy", default="stability", choices=("stability", "goodput"))
 ap.add_argument("--data-dir", default=os.environ.get("DEBA_FASHION_MNIST"))
 args = ap.parse_args()
 
@@ -47,7 +48,17 @@ model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 5), torch.nn.ReLU(), torch.nn.
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 profile = deba.load_profile("mlp").replace(interval=2, window=3, min_samples=2, warmup=1, cooldown=1,
                                             increase_above=0.2, decrease_below=0.1, max_micro_batch=24)
-res = deba.fit(model, (x, targets), optimizer=opt, loss_fn=loss_fn, profile=profile, epochs=args.epochs,
+if args.policy == "stability":
+    # The published rule with linear LR reads no noise: one process and two ranks see the same
+    # observations, so their trajectories can be compared step by step. Timing in counts (not
+    # shares of the budget), so a first part stopped by --max-samples decides as the full run does.
+    profile = profile.replace(policy="stability", lr_scaling="linear", shares=None, growth_factor=1.5)
+    table = None
+else:
+    # The v2 default on a fixed table (decisions a pure function of the observations); the ranks are
+    # the noise estimator's small estimates. Splitting a batch is cheap here, growing pays.
+    table = {16: 1000.0, 32: 1005.0, 48: 1500.0, 64: 2000.0, 128: 4000.0, 256: 6000.0}
+res = deba.fit(model, (x, targets), optimizer=opt, loss_fn=loss_fn, profile=profile, epochs=args.epochs, throughput=table,
                max_samples=args.max_samples, progress=False, log_dir=os.path.join(args.run_dir, "log"),
                checkpoint_dir=os.path.join(args.run_dir, "ckpt"), checkpoint_every=1, resume=args.resume, seed=3,
                tensorboard=False)

@@ -27,7 +27,7 @@ class DebaControl(TrainerCallback):
             t._deba_engine.after_optimizer_step()  # under DDP: rank 0's BatchNorm statistics, as DDP does
         if t._deba_sampler is not None:
             state.epoch = t.deba_samples / t._deba_sampler.num_samples
-        if t._deba_budget is not None and t.deba_samples >= t._deba_budget:
+        if t.deba_budget_done():
             control.should_training_stop = True
         return control
 
@@ -50,8 +50,9 @@ class DebaProgress(TrainerCallback):
         if state.is_world_process_zero:
             from tqdm.auto import tqdm
 
+            # In what the budget counts (equivalent samples by default for goodput), like deba.fit's bar.
             self.bar = tqdm(total=self.trainer._deba_budget, unit="sample", dynamic_ncols=True, leave=False,
-                            initial=self.trainer.deba_samples)
+                            initial=int(self.trainer.deba_progress))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.bar is not None:
@@ -59,7 +60,7 @@ class DebaProgress(TrainerCallback):
             d = t._deba_decision
             score = "-" if d is None or d.score is None else f"{d.score:.2f}"
             self.bar.set_postfix(bs=t.deba_scheduler.batch_size, score=score, refresh=False)
-            self.bar.update(t.deba_samples - self.bar.n)  # rate-limited redraw, as in deba.fit
+            self.bar.update(int(t.deba_progress) - self.bar.n)  # rate-limited redraw, as in deba.fit
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.bar is not None:

@@ -8,7 +8,7 @@ import torch
 
 from deba.errors import DebaConfigError
 
-__all__ = ["refuse_incompatible"]
+__all__ = ["check_deba_options", "refuse_incompatible"]
 
 
 def refuse_incompatible(a: Any, ds: Any, max_micro_batch: Any, max_samples: Any) -> None:
@@ -29,6 +29,14 @@ def refuse_incompatible(a: Any, ds: Any, max_micro_batch: Any, max_samples: Any)
             raise DebaConfigError.single(name, value, "must be an int >= 1 or None")
     if max_samples is None and a.max_steps <= 0 and not a.num_train_epochs > 0:
         raise DebaConfigError.single("num_train_epochs", a.num_train_epochs, "must be > 0 (or set deba_max_samples)")
+
+
+def check_deba_options(budget: Any, probe: Any) -> None:
+    """``deba_budget`` and ``deba_probe_throughput`` (the table is checked by the scheduler)."""
+    if budget not in ("auto", "equivalent", "samples"):
+        raise DebaConfigError.single("deba_budget", budget, "must be 'auto', 'equivalent' or 'samples'")
+    if probe is not None and not isinstance(probe, bool):
+        raise DebaConfigError.single("deba_probe_throughput", probe, "must be True, False or None")
 
 
 def _refuse_arguments(a: Any) -> None:

@@ -6,8 +6,9 @@ How it fits into ``Trainer.train()``:
   nor an integer ``batch_size`` (accelerate's ``BatchSamplerShard`` would read one once and drop
   batches of any other size) nor ``set_epoch`` (Trainer's epoch counter restarts at 0 on resume;
   the sampler keeps its own). Trainer therefore runs "by steps"; DebaTrainer sets the step ceiling
-  itself and stops at the sample budget (``num_train_epochs`` x dataset size, or
-  ``deba_max_samples``). An epoch ends when the sampler's epoch ends, so ``eval_strategy="epoch"``
+  itself and stops at the budget (``num_train_epochs`` x dataset size, or ``deba_max_samples``),
+  counted in starting-batch-equivalent samples for the goodput policy (``deba_budget``), as in
+  ``deba.fit``; the profile's timing is then shares of that budget. An epoch ends when the sampler's epoch ends, so ``eval_strategy="epoch"``
   and ``save_strategy="epoch"`` mean real epochs; ``state.epoch`` is samples seen / dataset size.
 * **Step**: ``training_step`` hands the batch to the step engine: micro-batches of at most
   ``deba_max_micro_batch`` samples with gradients kept local under DDP, one weighted reduction,
@@ -20,8 +21,9 @@ How it fits into ``Trainer.train()``:
   step (optimizer hooks; the schedule keeps owning ``param_group["lr"]``).
 * **Arguments**: the ``TrainingArguments`` you pass are copied; DebaTrainer changes only its copy
   (``ignore_data_skip``, the step ceiling ``max_steps``).
-* **Logs**: ``deba_batch_size``, ``deba_score``, ``deba_samples``, ``deba_lr_factor`` and
-  ``deba_<metric>`` are added to every training log, so they land in ``state.log_history`` and in
+* **Logs**: ``deba_batch_size``, ``deba_score``, ``deba_samples``, ``deba_equivalent_samples``,
+  ``deba_lr_factor``, ``deba_noise_scale`` (and its lower bound ``deba_noise_scale_low``, once
+  measured) and ``deba_<metric>`` are added to every training log, so they land in ``state.log_history`` and in
   every reporting integration (TensorBoard, W&B...) through ``Trainer.log``. Every step is also
   written to ``output_dir/deba_history.jsonl``.
 * **Checkpoints**: each checkpoint folder gets ``deba_state.json`` (the same schema ``deba.fit``
@@ -50,7 +52,7 @@ from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from deba.adapters.huggingface.callbacks import DebaControl, DebaProgress
-from deba.adapters.huggingface.checks import refuse_incompatible
+from deba.adapters.huggingface.checks import check_deba_options, refuse_incompatible
 from deba.adapters.huggingface.data import TrainerBatchSampler
 from deba.adapters.huggingface.schedule import SampleClockLR
 from deba.control.decision import Decision
@@ -67,6 +69,10 @@ from deba.training.history import HistoryWriter, read_history
 from deba.training.lr import LRCoupler
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome
+from deba.training.throughput_probe import probe_throughput, startup_sizes
+
+#: An equivalent budget never trains more than this many times the strict budget's samples (as deba.fit).
+SAMPLE_CAP = 4
 
 __all__ = ["DebaTrainer", "SampleClockLR", "TrainerBatchSampler"]
 
@@ -95,6 +101,16 @@ class DebaTrainer(Trainer):
             whole batch).
         deba_max_samples: stop after this many samples instead of ``num_train_epochs`` epochs.
         deba_strategy_options: keyword options for a strategy given by name.
+        deba_budget: what ``num_train_epochs`` / ``deba_max_samples`` count, as in ``deba.fit``:
+            ``"equivalent"`` starting-batch-equivalent samples (``sum E(B_i) B_i``: a larger batch
+            makes each sample worth less, so the run trains until it has made the progress of the
+            fixed-batch run; never more than 4x the samples), ``"samples"`` strictly, ``"auto"``
+            (default) equivalent for policies that read the noise scale (``goodput``). The LR
+            schedule and the progress bar follow the same clock.
+        deba_throughput: a fixed table (batch -> samples/s) instead of measured throughput (makes
+            decisions a pure function of the observations).
+        deba_probe_throughput: time a few batch sizes before the first step (default: when the
+            policy reads throughput and no table is given).
 
     Example (not run here: it trains a model)::
 
@@ -112,17 +128,26 @@ class DebaTrainer(Trainer):
         deba_max_micro_batch: int | None = None,
         deba_max_samples: int | None = None,
         deba_strategy_options: dict[str, Any] | None = None,
+        deba_budget: str = "auto",
+        deba_throughput: Any = None,
+        deba_probe_throughput: bool | None = None,
         **kwargs: Any,
     ) -> None:
         args, training_args = _training_args(args, kwargs)
         train_dataset = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
         refuse_incompatible(training_args, train_dataset, deba_max_micro_batch, deba_max_samples)
+        check_deba_options(deba_budget, deba_probe_throughput)
         super().__init__(*args, **kwargs)
         start = self.args.per_device_train_batch_size * max(1, self.args.world_size)
         self.deba_profile = resolve_profile(deba_profile, self.model).starting_at(
             start, field="per_device_train_batch_size x world_size")
         self.deba_scheduler = BatchScheduler(self.deba_profile, strategy=deba_strategy,
-                                             strategy_options=deba_strategy_options)
+                                             strategy_options=deba_strategy_options, throughput=deba_throughput)
+        # Equivalent samples count only where they can be measured: policies that read the noise.
+        self.deba_equivalent = deba_budget == "equivalent" or (deba_budget == "auto" and self.deba_scheduler.policy.needs_noise)
+        self.deba_scheduler.measure_noise = self.deba_equivalent
+        self._deba_probe_wanted = (self.deba_scheduler.policy.needs_noise if deba_probe_throughput is None
+                                   else deba_probe_throughput) and self.deba_scheduler.throughput.fixed is None
         self.deba_max_micro_batch = deba_max_micro_batch or self.deba_profile.max_micro_batch
         self.deba_max_samples = deba_max_samples
         self._deba_user_max_steps = self.args.max_steps
@@ -147,6 +172,22 @@ class DebaTrainer(Trainer):
     def deba_samples(self) -> int:
         """Samples trained on so far (all processes together)."""
         return 0 if self._deba_engine is None else self._deba_engine.samples
+
+    @property
+    def deba_progress(self) -> float:
+        """What the budget counts: equivalent samples (``deba_budget="equivalent"``) or samples."""
+        if self._deba_engine is None:
+            return 0.0
+        return self._deba_engine.equivalent_samples if self.deba_equivalent else float(self._deba_engine.samples)
+
+    def deba_budget_done(self) -> bool:
+        """Whether the sample budget is spent (equivalent budgets stop at 4x the samples at most)."""
+        budget = self._deba_budget
+        if budget is None:
+            return False
+        if self.deba_equivalent and self.deba_samples >= SAMPLE_CAP * budget:
+            return True
+        return self.deba_progress >= budget
 
     @property
     def deba_oom_events(self) -> list[dict[str, int]]:
@@ -174,10 +215,13 @@ class DebaTrainer(Trainer):
             self._deba_budget = None  # the user asked for optimizer steps: Trainer stops at max_steps
         else:
             self._deba_budget = int(math.ceil(self.args.num_train_epochs * n))
+        # A known budget lets the profile's timing be shares of the run (docs/design.md).
+        self.deba_scheduler.plan(self._deba_budget, equivalent=self.deba_equivalent)
         if self._deba_user_max_steps <= 0:
             # A ceiling Trainer needs for a length-less loader; DEBA stops at the sample budget first.
             # Every step takes at least one grid step of samples (an epoch's tail is folded to it).
-            self.args.max_steps = -(-self._deba_budget // self.deba_profile.granularity) + 1
+            most = self._deba_budget * (SAMPLE_CAP if self.deba_equivalent else 1)
+            self.args.max_steps = -(-most // self.deba_profile.granularity) + 1
 
     def _deba_resume_folder(self, resume_from_checkpoint: str | bool | None) -> str | None:
         if resume_from_checkpoint is True:
@@ -302,12 +346,30 @@ class DebaTrainer(Trainer):
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
         engine = self._deba_bind(model)
+        if self._deba_probe_wanted and engine.steps == 0:
+            self._deba_probe(engine)
         out = engine.run(self._prepare_inputs(inputs), epoch=self._deba_sampler.epoch)
         self.deba_max_micro_batch = engine.max_micro_batch
         self._deba_decision = out.decision
         # Written at on_step_end, once the optimizer step ran and the LR it used is known.
         self._deba_pending = out
         return torch.tensor(out.obs.loss, device=self.args.device)
+
+    def _deba_probe(self, engine: StepEngine) -> None:
+        """Time a few candidate sizes before the first step (goodput needs ``T(B)`` beyond the start)."""
+        self._deba_probe_wanted = False
+        dataset, collator = self._deba_dataset_and_collator()
+        world = self.accelerator.num_processes
+        gen = torch.Generator().manual_seed(self.args.seed + 7919)
+
+        def make_batch(n: int) -> Any:
+            idx = torch.randint(0, len(dataset), (max(1, n // world),), generator=gen).tolist()
+            return self._prepare_inputs(collator([dataset[i] for i in idx]))
+
+        p = self.deba_profile
+        probe_throughput(engine.model, engine.forward_loss, make_batch,
+                         startup_sizes(self.deba_scheduler.batch_size, p.max_batch, p.granularity, world),
+                         self.deba_scheduler.throughput, cap=engine.max_micro_batch)
 
     def _deba_flush_record(self) -> None:
         """Write the step's record once the optimizer step ran (so it holds the LR really used)."""
@@ -316,12 +378,13 @@ class DebaTrainer(Trainer):
             return
         coupler = self._deba_engine.coupler
         lr = coupler.last_used[0] if coupler is not None else None
-        self._deba_history.write(out.record(self._deba_sampler.epoch, lr))
+        self._deba_history.write(out.record(self._deba_sampler.epoch, lr,
+                                            equivalent_samples=self._deba_engine.equivalent_samples))
 
     # LR schedule on samples ------------------------------------------------------------------------
 
     def _deba_clock(self) -> float:
-        return self.deba_samples / self.deba_scheduler.initial_batch
+        return self.deba_progress / self.deba_scheduler.initial_batch
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         budget = self._deba_budget
@@ -341,6 +404,11 @@ class DebaTrainer(Trainer):
             d = self._deba_decision
             logs["deba_batch_size"] = self.deba_scheduler.batch_size
             logs["deba_samples"] = self.deba_samples
+            logs["deba_equivalent_samples"] = self._deba_engine.equivalent_samples if self._deba_engine else 0.0
+            if d.noise_scale is not None:
+                logs["deba_noise_scale"] = d.noise_scale
+            if d.noise_scale_low is not None:
+                logs["deba_noise_scale_low"] = d.noise_scale_low
             logs["deba_lr_factor"] = d.lr_factor
             if d.score is not None:
                 logs["deba_score"] = d.score

@@ -38,7 +38,7 @@ from deba.training.lr import LRCoupler
 from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome, loss_of
-from deba.training.throughput_probe import candidate_sizes, probe_throughput
+from deba.training.throughput_probe import candidate_sizes, probe_throughput, startup_sizes
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
 
@@ -307,11 +307,7 @@ class _FitRun:
             return move_to(collate([self.dataset[i] for i in idx]), self.device)
 
         p = self.profile
-        b0 = self.scheduler.batch_size
-        # Half the starting batch too: a noise measurement step runs two halves, and what that
-        # costs (T(B)/T(B/2)) sets how often DEBA measures.
-        half = [world * max(1, -(-b0 // (2 * world)))] if b0 >= 2 * world else []
-        sizes = half + candidate_sizes(b0, p.max_batch, p.granularity)
+        sizes = startup_sizes(self.scheduler.batch_size, p.max_batch, p.granularity, world)
         probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
                          cap=self.engine.max_micro_batch)
 

@@ -20,7 +20,7 @@ from torch import nn
 from deba.control.throughput import ThroughputModel
 from deba.training.batching import run_micro_batches
 
-__all__ = ["candidate_sizes", "probe_throughput"]
+__all__ = ["candidate_sizes", "probe_throughput", "startup_sizes"]
 
 
 def candidate_sizes(start: int, max_batch: int, granularity: int, count: int = 4) -> list[int]:
@@ -39,6 +39,19 @@ def candidate_sizes(start: int, max_batch: int, granularity: int, count: int = 4
         sizes.append(b)
         b *= 2
     return sizes
+
+
+def startup_sizes(start: int, max_batch: int, granularity: int, world: int = 1) -> list[int]:
+    """The sizes a start-up probe times: half the starting batch (a noise measurement step runs two
+    halves, and what that costs, ``T(B)/T(B/2)``, sets how often DEBA measures), then
+    :func:`candidate_sizes` from the starting batch. Global sizes; ``world`` ranks share each.
+
+    Example:
+        >>> startup_sizes(32, 200, 8)
+        [16, 32, 64, 128, 200]
+    """
+    half = [world * max(1, -(-start // (2 * world)))] if start >= 2 * world else []
+    return half + candidate_sizes(start, max_batch, granularity)
 
 
 def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tensor], make_batch: Callable[[int], Any],

@@ -74,6 +74,20 @@ def test_ranks_agree_and_every_sample_is_seen_once_per_epoch(reference):
 
 
 @pytest.mark.slow
+def test_goodput_under_ddp_ranks_agree_and_measure_the_noise(tmp_path):
+    """The v2 default under DDP (fixed table): the ranks are the noise estimator's small estimates,
+    rank 0 decides, and every rank records the same decisions and noise scale."""
+    launch(tmp_path, 2, "--policy", "goodput", tag="gp")
+    s0, s1 = steps(tmp_path, 0), steps(tmp_path, 1)
+    assert len(s0) == len(s1) > 10
+    for a, b in zip(s0, s1):
+        assert (a["batch_size"], a["next_batch_size"], a["action"], a["reason"], a["noise_scale"], a["lr_factor"]) == \
+               (b["batch_size"], b["next_batch_size"], b["action"], b["reason"], b["noise_scale"], b["lr_factor"])
+    assert any(r["noise_scale"] is not None for r in s0), "the ranks' estimates give a noise scale"
+    assert any(r["action"] == "grow" for r in s0), "goodput grew"
+
+
+@pytest.mark.slow
 def test_two_ranks_follow_the_single_process_trajectory(reference):
     two, one = reference
     a, b = steps(two), steps(one)

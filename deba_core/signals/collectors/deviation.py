@@ -55,6 +55,9 @@ class DeviationCollector(MetricCollector):
     """
 
     uses_sketch = False  # reads one scalar per observation
+    #: Measure the spread relative to the window's mean level (a coefficient of variation) rather
+    #: than in the signal's own units: for a signal whose level drifts by orders of magnitude.
+    relative: bool = False
 
     def __init__(self, window: int = 8, min_samples: int = 3) -> None:
         super().__init__(window, max(min_samples, 3) if window >= 3 else min_samples)
@@ -85,7 +88,10 @@ class DeviationCollector(MetricCollector):
 
     def _spread(self) -> float:
         values = np.fromiter(self._values, dtype=np.float64)
-        return detrended_std(values) * math.sqrt(float(np.mean(np.fromiter(self._samples, dtype=np.float64))))
+        spread = detrended_std(values)
+        if self.relative:
+            spread /= max(abs(float(values.mean())), _EPS)
+        return spread * math.sqrt(float(np.mean(np.fromiter(self._samples, dtype=np.float64))))
 
     def value(self) -> float | None:
         if len(self._values) < self.min_samples or self.baseline is None:
@@ -132,9 +138,23 @@ class LossDeviationCollector(DeviationCollector):
 
 
 class GradientNormDeviationCollector(DeviationCollector):
-    """Unsteadiness of the gradient norm relative to the run's warm-up (1 = as at the start)."""
+    """Unsteadiness of the gradient norm relative to the run's warm-up (1 = as at the start).
+
+    Relative to the window's mean norm (a detrended coefficient of variation): the norm's level
+    moves by orders of magnitude during training (a transformer leaving its plateau multiplies it
+    tenfold), and a spread in absolute units would read that change of level as instability.
+
+    Example:
+        >>> import deba
+        >>> c = GradientNormDeviationCollector(window=3, min_samples=3)
+        >>> for n in (1.0, 1.1, 0.9, 10.0, 11.0, 9.0):   # the same 10 % wobble, at ten times the level
+        ...     c.update(deba.Observation(loss=1.0, batch_size=32, grad_norm=n))
+        >>> round(c.value(), 6)
+        1.0
+    """
 
     name = "grad_norm_deviation"
+    relative = True
 
     def steps_behind(self, obs: Observation) -> int:
         # The step engine reads the norm on some steps only (docs/design.md, "Overhead").

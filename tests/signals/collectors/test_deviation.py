@@ -32,6 +32,18 @@ def test_a_falling_loss_at_constant_noise_reads_the_same_all_run_long_where_v1_r
     assert ratio_old > 3.0, ratio_old  # v1 divided by the mean loss: it rose as the loss fell
 
 
+def test_a_rising_gradient_norm_at_constant_relative_noise_is_not_read_as_instability():
+    rng = np.random.default_rng(4)
+    t = np.arange(400)
+    level = 0.1 * np.exp(t / 100)  # the norm grows ~50x (a model leaving its plateau)
+    c = GradientNormDeviationCollector(window=12, min_samples=12)
+    vals = []
+    for x in level * (1 + rng.normal(0, 0.05, t.size)):
+        c.update(deba.Observation(loss=1.0, batch_size=32, grad_norm=float(x)))
+        vals.append(c.value())
+    assert 0.5 < np.median(vals[300:]) / np.median(vals[12:100]) < 2.0
+
+
 def test_baseline_is_the_first_window_and_survives_a_window_restart():
     c = LossDeviationCollector(window=4, min_samples=4)
     _feed(c, [1.0, 1.1, 0.9, 1.05])
@@ -63,7 +75,7 @@ def test_a_spike_reads_as_several_times_the_start():
         c.update(deba.Observation(loss=1.0, batch_size=32, grad_norm=float(v)))
     for v in [1.0, 1.02, 0.98, 1.6]:
         c.update(deba.Observation(loss=1.0, batch_size=32, grad_norm=v))
-    assert c.value() > 3.0
+    assert c.value() > 2.5  # relative to the window's mean, which the spike itself raises
     c.update(deba.Observation(loss=1.0, batch_size=32, grad_norm=float("inf"), grad_finite=False))
     assert c.nonfinite == 1 and c.count == 8
 

@@ -36,11 +36,15 @@ class IndexLog(torch.utils.data.Dataset):
 
 train, test, tok, k = docstring_task()
 rank = int(os.environ.get("RANK", "0"))
-profile = deba.load_profile("vit_b16").replace(interval=2, window=4, min_samples=3, warmup=2, cooldown=2)
+profile = deba.load_profile("vit_b16").replace(interval=2, window=4, min_samples=3, warmup=2, cooldown=2,
+                                               increase_above=0.3, decrease_below=0.1, growth_factor=1.5, min_gain=0.02)
+# A fixed table (no start-up probe reading the dataset, decisions a pure function of the observations)
+# and the strict sample budget: exactly 3 epochs, so "every sample once per epoch" can be counted.
+TABLE = {16: 1000.0, 32: 1005.0, 40: 1250.0, 48: 1500.0, 64: 2000.0, 128: 4000.0, 256: 6000.0, 512: 8000.0}
 args = TrainingArguments(out, num_train_epochs=3, learning_rate=2e-3, logging_steps=4, save_strategy="no", report_to=[],
                          use_cpu=True, eval_strategy="no", disable_tqdm=True, seed=0, ddp_backend="gloo")
 trainer = DebaTrainer(model=tiny_bert(len(tok), k), args=args, train_dataset=IndexLog(train, f"{out}/fetched-rank{rank}.txt"),
-                      deba_profile=profile)
+                      deba_profile=profile, deba_throughput=TABLE, deba_budget="samples")
 trainer.train()
 print(f"rank {rank}: samples {trainer.deba_samples}, accelerate processes {trainer.accelerator.num_processes}")
 # Tear the process group down explicitly: leaving it to interpreter exit can abort gloo's threads.

@@ -2,9 +2,11 @@
 
 Each optimizer step's training time is recorded under the batch size actually trained. The first
 steps after a size change (warm caches, allocator growth, compile) are dropped; the median of the
-rest is the measurement. Between and beyond the visited sizes a fitted step-time model
-``t(B) = a + c * B`` (least squares on the per-size medians) predicts ``T(B) = B / t(B)``; beyond the
-memory cap a batch runs as micro-batches, so ``T(B) ~ T(cap)``. A fixed ``table`` (batch ->
+rest is the measurement. Between the visited sizes the step time ``t(B) = B / T(B)`` is
+interpolated linearly between the two neighbours (step time is close to ``a + c B`` locally, and a
+single line over all sizes misfits where per-sample cost changes with the batch, as on a CPU whose
+caches a larger batch overflows); beyond them it follows the line through the two nearest sizes.
+Beyond the memory cap a batch runs as micro-batches, so ``T(B) ~ T(cap)``. A fixed ``table`` (batch ->
 samples/s) replaces all of this, which makes decisions a pure function of the observations.
 
 Start-up probe times are kept apart from training times: a probe times forward, backward and batch
@@ -112,17 +114,28 @@ class ThroughputModel:
 
     # Predicting ---------------------------------------------------------------------------------
 
-    def _fit(self, table: dict[int, float]) -> tuple[float, float] | None:
-        """``(a, c)`` of ``t(B) = a + c B`` from the measured step times, or ``None`` with < 2 sizes."""
+    @staticmethod
+    def _step_time(table: dict[int, float], batch: int) -> float | None:
+        """Step time at ``batch`` from the measured step times ``t(B) = B / T(B)``, or ``None`` with
+        fewer than 2 sizes: linear between the two neighbouring sizes, and beyond the measured range
+        along the line through the two nearest (slope at least 0, time at least proportional)."""
         if len(table) < 2:
             return None
-        xs = list(table)
-        ts = [b / table[b] for b in xs]
-        mx, mt = sum(xs) / len(xs), sum(ts) / len(ts)
-        sxx = sum((x - mx) ** 2 for x in xs)
-        c = sum((x - mx) * (t - mt) for x, t in zip(xs, ts)) / sxx
-        a = mt - c * mx
-        return max(a, 0.0), max(c, 1e-12)
+        sizes = sorted(table)
+        times = [b / table[b] for b in sizes]
+        if batch < sizes[0]:
+            lo, hi = 0, 1
+        elif batch > sizes[-1]:
+            lo, hi = len(sizes) - 2, len(sizes) - 1
+        else:
+            hi = next(i for i, b in enumerate(sizes) if b >= batch)
+            lo = hi - 1
+        slope = max((times[hi] - times[lo]) / (sizes[hi] - sizes[lo]), 0.0)
+        t = times[lo] + slope * (batch - sizes[lo])
+        if batch < sizes[0]:
+            # below the smallest size a step costs no less than the same throughput would give
+            t = max(t, times[0] * batch / sizes[0])
+        return max(t, 1e-12)
 
     def samples_per_second(self, batch: int) -> float | None:
         """``T(batch)``: measured if visited, else predicted (``None`` when nothing supports it)."""
@@ -131,11 +144,8 @@ class ThroughputModel:
             return table[batch]
         if self.memory_cap is not None and batch > self.memory_cap:
             return self.samples_per_second(self.memory_cap)
-        fit = self._fit(table)
-        if fit is None:
-            return None
-        a, c = fit
-        return batch / (a + c * batch)
+        t = self._step_time(table, batch)
+        return None if t is None else batch / t
 
     def is_measured(self, batch: int) -> bool:
         """Whether ``T(batch)`` comes from a measurement (or the fixed table), not the fit."""

@@ -143,3 +143,17 @@ def test_lr_rules_by_name_and_by_optimizer_family():
         d = sched.observe(obs(0.0, sched.batch_size))
     assert sched.batch_size > prof.initial_batch
     assert d.lr_factor == pytest.approx(adascale_gain(sched.batch_size, prof.initial_batch, d.noise_scale))
+
+
+def test_throughput_between_and_beyond_measured_sizes_follows_the_nearest_ones():
+    from deba.control.throughput import ThroughputModel
+
+    # step times 12.6, 45.6, 107, 260 ms: per-sample cost rises with the batch (a CPU's caches). One
+    # line over all four misfits (its intercept would be negative); neighbours do not.
+    m = ThroughputModel({32: 2534.0, 64: 1402.0, 128: 1191.0, 256: 985.0})
+    assert m.samples_per_second(48) == pytest.approx(48 / ((32 / 2534 + 64 / 1402) / 2))
+    assert 1402 < m.samples_per_second(48) < 2534, "between its neighbours"
+    assert m.samples_per_second(512) < 985, "beyond the largest: along the last two sizes' line"
+    assert m.samples_per_second(16) == pytest.approx(2534.0), "below the smallest: no faster than there"
+    m.memory_cap = 128
+    assert m.samples_per_second(200) == pytest.approx(1191.0), "beyond the memory cap: the cap's throughput"

@@ -106,7 +106,7 @@ class BatchScheduler:
         self._acc = IntervalAccumulator()
         self._plan: float | None = None
         self._equivalent_clock = False
-        self._k_cache: tuple[tuple[int, int], int] | None = None
+        self._k_cache: tuple[tuple[int, int, bool], int] | None = None
         self._reset_state()
 
     # Construction -------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ class BatchScheduler:
         and its starting-batch-equivalent credit (the plan says which one counts)."""
         self.state.progress += float(equivalent) if self._equivalent_clock else float(samples)
 
-    def measurement_interval(self, own_seconds: float | None = None) -> int | None:
+    def measurement_interval(self, own_seconds: float | None = None, split: bool = True) -> int | None:
         """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
 
         ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
@@ -266,17 +266,21 @@ class BatchScheduler:
         which costs ``T(B)/T(B/2) - 1`` of a step, plus DEBA's own reads of the halves
         (``own_seconds``, timed by the step engine; ignored with a fixed table); measuring every ``k = ceil(cost / 0.5 %)``
         steps keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 %
-        budget to its per-step work. With no throughput known yet, every 10 steps.
+        budget to its per-step work. With no throughput known yet, every 10 steps. ``split=False``:
+        the step engine reads per-sample norms instead of splitting (a model of linear layers), so
+        only its own reads cost.
         """
         if not self.needs_noise:
             return None
         b = self.batch_size
         # Asked every step: re-read the throughput model (medians over its step times) only when the
         # batch changes or every 50 steps.
-        key = (b, self.state.step // 50)
+        key = (b, self.state.step // 50, split)
         if self._k_cache is not None and self._k_cache[0] == key:
             return self._k_cache[1]
         full, half = self.throughput.samples_per_second(b), self.throughput.samples_per_second(max(1, -(-b // 2)))
+        if not split and full is not None:
+            half = full  # nothing is split: the step runs as it would
         if full is None or half is None:
             k = 10
         else:

@@ -32,6 +32,7 @@ from deba.control.decision import Decision
 from deba.control.scheduler import BatchScheduler
 from deba.errors import DebaConfigError
 from deba.signals.observation import Observation
+from deba.signals.per_sample import PerSampleNorms
 from deba.signals.probe import GradientProbe
 from deba.training.batching import MicroBatchResult, batch_len, call_model, run_micro_batches
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
@@ -163,6 +164,9 @@ class StepEngine:
         self.measure_noise = True
         self._sketch = scheduler.needs_sketch  # read gradient sketches only for collectors that use them
         self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
+        # Per-sample norms (a model of linear layers): measurement steps need no split.
+        self.per_sample: PerSampleNorms | None = PerSampleNorms(model) if PerSampleNorms.supports(model) else None
+        self._ps = [0.0, 0, False]  # sum of per-sample contributions' squared norms, samples, failed
         self._measuring = False
         self.norm_plan = NormReadPlan()  # which steps read the full gradient norm (its cost is ~1 % on a CPU)
         self._reading = True
@@ -259,7 +263,8 @@ class StepEngine:
         if not self.measure_noise:
             return False
         own = sorted(self._measure_own)[len(self._measure_own) // 2] if self._measure_own else None
-        k = self.scheduler.measurement_interval(own)
+        # With per-sample norms a measurement step is not split: only DEBA's own reads cost.
+        k = self.scheduler.measurement_interval(own, split=self.per_sample is None or self.dist is not None)
         return k is not None and (self.steps + 1) % k == 0
 
     def _read_norm_now(self) -> bool:
@@ -290,7 +295,9 @@ class StepEngine:
     def _micro_batches(self, batch: Any) -> MicroBatchResult:
         cap, sketch = self.max_micro_batch, (self._timed_sketch if self._sketch else None)
         split = False
-        if self._measuring and self.dist is None:
+        per_sample = self.per_sample if self._measuring and self.dist is None else None
+        self._ps = [0.0, 0, False]
+        if self._measuring and self.dist is None and per_sample is None:
             n = batch_len(batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
             if (cap is None or n <= cap) and n >= 2:
                 # A one-micro-batch step is split in two for the measurement; its halves give no
@@ -305,14 +312,19 @@ class StepEngine:
                     return self.forward_loss(micro)
 
             backward = backward or prec.backward
-        result = run_micro_batches(
-            None, batch, cap=cap, forward_loss=forward_loss, backward=backward, sketch=sketch,
-            zero_grad=self._zero_grad, after_micro=self._after_micro if self._measuring else None,
-        )
+        after = None if not self._measuring else self._after_micro if per_sample is None else self._after_micro_samples
+        with per_sample if per_sample is not None else contextlib.nullcontext():
+            result = run_micro_batches(
+                None, batch, cap=cap, forward_loss=forward_loss, backward=backward, sketch=sketch,
+                zero_grad=self._zero_grad, after_micro=after,
+            )
+        if per_sample is not None:
+            self.deba_seconds += per_sample.take_seconds()
         if prec.scaler is not None:  # DEBA reads true gradients: unscaled, and before any clipping
             scale = prec.scale()
             result.micro_sketches = [s / scale for s in result.micro_sketches]
             self._micro_sq = [(size, sq / scale ** 2) for size, sq in self._micro_sq]
+            self._ps[0] /= scale ** 2
         if split and not result.oom_events:
             result.cap = self.max_micro_batch  # the split was for measuring, not for memory
         if result.oom_events:
@@ -326,6 +338,9 @@ class StepEngine:
         # Also a retry after out-of-memory: the micro-batch norms of the failed try are void.
         self.model.zero_grad(set_to_none=True)
         self._micro_sq = []
+        self._ps = [0.0, 0, False]
+        if self.per_sample is not None:
+            self.per_sample.take()
         self.probe.reset_increments()
 
     def _after_micro(self, size: int) -> None:
@@ -333,8 +348,23 @@ class StepEngine:
         self._micro_sq.append((size, self.probe.increment_sq()))
         self.deba_seconds += time.perf_counter() - t0
 
+    def _after_micro_samples(self, size: int) -> None:
+        t0 = time.perf_counter()
+        v = self.per_sample.take()
+        if v is None or v.numel() != size:
+            self._ps[2] = True  # a layer it cannot read: no measurement this step
+        else:
+            self._ps[0] += float(v.sum())
+            self._ps[1] += size
+        self.deba_seconds += time.perf_counter() - t0
+
     def _small_estimates(self) -> tuple[float, float, int] | None:
-        """``(sum of |g_i|^2, sum of b_i, count)`` over this rank's micro-batches (``|g_i|^2`` unscaled)."""
+        """``(sum of |g_i|^2, sum of b_i, count)`` over this rank's micro-batches (``|g_i|^2`` unscaled),
+        or over its samples when per-sample norms were read (then every ``b_i`` is 1)."""
+        total, n, failed = self._ps
+        if n:
+            # Sample i's share of the accumulated gradient is g_i / n: undo the weighting.
+            return (None if failed or n < 2 else (total * n * n, float(n), int(n)))
         if not self._micro_sq:
             return None
         n = sum(size for size, _ in self._micro_sq)

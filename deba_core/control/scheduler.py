@@ -293,8 +293,9 @@ class BatchScheduler:
     def progress_credit(self, batch: int, factor: float) -> float:
         """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.
 
-        Uses the last lower bound of the noise scale (``deba.profiles.lr_rule.progress_credit``): a
-        pessimistic credit, so a run trains at least as much as it should.
+        Uses the last clear noise-scale estimate, or its lower bound while the estimate is unclear
+        (``deba.profiles.lr_rule.progress_credit``); the LR factor applied comes from the lower
+        bound, so the credit is that of the step actually taken.
         """
         return progress_credit(batch, self.initial_batch, factor, self._last_clear_noise)
 
@@ -421,8 +422,10 @@ class BatchScheduler:
         gap = 1 if self._last_measured_step is None else max(1, self.state.step - self._last_measured_step)
         self.noise.update(m, gap=gap)
         self._last_measured_step = self.state.step
-        if self.noise.noise_scale_low is not None:
-            self._last_clear_noise = self.noise.noise_scale_low
+        # Progress credit: the point estimate while it is clear (unbiased), else the lower bound.
+        clear = self.noise.noise_scale if self.noise.noise_scale is not None else self.noise.noise_scale_low
+        if clear is not None:
+            self._last_clear_noise = clear
 
     def _may_roll_back(self) -> bool:
         """Within the cooldown after a growth (docs/design.md, rule 10)."""

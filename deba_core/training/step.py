@@ -171,6 +171,7 @@ class StepEngine:
         self.norm_plan = NormReadPlan()  # which steps read the full gradient norm (its cost is ~1 % on a CPU)
         self._reading = True
         self._measure_own: list[float] = []  # DEBA's own seconds on recent measurement steps
+        self._normal_own: list[float] = []  # ... and on recent other steps
         self._stride_cache: tuple[tuple[int, int], int] | None = None
         self._t_step: float | None = None  # start of the step in flight (throughput timing)
         self._scaler_skips = 0
@@ -216,6 +217,8 @@ class StepEngine:
             self.probe.reset_increments()
             if self._measuring:
                 self._measure_own = (self._measure_own + [self.deba_seconds - own_before])[-8:]
+            else:
+                self._normal_own = (self._normal_own + [self.deba_seconds - own_before])[-8:]
             self._measuring = False
         return self._conclude(obs, result, t0)
 
@@ -262,7 +265,11 @@ class StepEngine:
         """Whether this step is a noise measurement step (every k steps, k from the scheduler)."""
         if not self.measure_noise:
             return False
-        own = sorted(self._measure_own)[len(self._measure_own) // 2] if self._measure_own else None
+        # What a measurement step costs DEBA beyond an ordinary step (its reads of the halves or samples).
+        own = None
+        if self._measure_own:
+            normal = sorted(self._normal_own)[len(self._normal_own) // 2] if self._normal_own else 0.0
+            own = max(0.0, sorted(self._measure_own)[len(self._measure_own) // 2] - normal)
         # With per-sample norms a measurement step is not split: only DEBA's own reads cost.
         k = self.scheduler.measurement_interval(own, split=self.per_sample is None or self.dist is not None)
         return k is not None and (self.steps + 1) % k == 0
@@ -488,7 +495,7 @@ class StepEngine:
                 "lr_factor": self.lr_factor, "grad_scaler": self.precision.state_dict(),
                 "max_micro_batch": self.max_micro_batch, "oom_events": list(self.oom_events),
                 "deba_seconds": self.deba_seconds, "norm_reads": self.norm_plan.state_dict(),
-                "measurement_seconds": list(self._measure_own)}
+                "measurement_seconds": list(self._measure_own), "normal_seconds": list(self._normal_own)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
@@ -505,5 +512,6 @@ class StepEngine:
             self.norm_plan.load_state_dict(state.get("norm_reads") or {})
             self._stride_cache = None
             self._measure_own = [float(x) for x in state.get("measurement_seconds", [])]
+            self._normal_own = [float(x) for x in state.get("normal_seconds", [])]
         except (KeyError, TypeError, ValueError) as exc:
             raise DebaConfigError.single("state.engine", type(exc).__name__, f"is malformed ({exc})") from exc

@@ -9,6 +9,8 @@ test methods::
     class TestMyStrategy(StrategyConformance):
         strategy_class = MyStrategy
 
+(``CollectorConformance``: ``collector_class``; ``PolicyConformance``: ``policy_class``.)
+
 Needs only pytest. Inputs are drawn from fixed seeds, so failures reproduce.
 """
 
@@ -26,8 +28,11 @@ from deba.signals.observation import Observation
 from deba.profiles.schema import DEFAULT_METRICS, ArchitectureProfile
 from deba.profiles.loading import load_profile
 from deba.control.scoring import ScoringStrategy
+from deba.control.policy import BatchPolicy, Move, PolicySignals
+from deba.control.throughput import ThroughputModel
 
-__all__ = ["CollectorConformance", "StrategyConformance", "expect", "random_metrics", "random_observations"]
+__all__ = ["CollectorConformance", "PolicyConformance", "StrategyConformance", "expect", "random_metrics",
+           "random_observations", "random_signals"]
 
 
 def expect(condition: object, message: str) -> None:
@@ -221,3 +226,71 @@ class CollectorConformance:
             except DebaConfigError:
                 continue
             raise AssertionError(f"window={window}, min_samples={min_samples} should raise DebaConfigError")
+
+
+def random_signals(rng: np.random.Generator, initial_batch: int = 32) -> PolicySignals:
+    """Policy inputs across regimes: noise scale absent, small or huge; throughput rising or falling."""
+    noise = [None, float(10 ** rng.uniform(0, 5))][int(rng.integers(0, 2))]
+    low = None if noise is None else noise * float(rng.uniform(0.2, 1.0))
+    rising = bool(rng.integers(0, 2))
+    table = {b: (1000.0 * (b / 16) ** (0.5 if rising else -0.3)) for b in (16, 32, 64, 128, 256, 512, 1024, 2048)}
+    progress = [None, float(rng.random())][int(rng.integers(0, 2))]
+    return PolicySignals(initial_batch=initial_batch, noise_scale=noise, noise_scale_low=low,
+                         throughput=ThroughputModel(table), progress=progress)
+
+
+class PolicyConformance:
+    """The contract every :class:`BatchPolicy` meets (docs/design.md rules 1, 4, 5). Set ``policy_class``."""
+
+    policy_class: ClassVar[type[BatchPolicy]]
+    profile_name: ClassVar[str] = "generic"
+    options: ClassVar[dict[str, Any]] = {}
+
+    def make(self) -> BatchPolicy:
+        return self.policy_class(load_profile(self.profile_name), **self.options)
+
+    def _cases(self, n: int = 300, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        p = load_profile(self.profile_name)
+        grid = list(range(p.min_batch, p.max_batch + 1, p.granularity))
+        for _ in range(n):
+            yield int(rng.choice(grid)), float(rng.random()), random_signals(rng, p.initial_batch)
+
+    def test_is_a_policy_with_a_name(self) -> None:
+        expect(issubclass(self.policy_class, BatchPolicy), "expected: a subclass of deba.BatchPolicy")
+        expect(isinstance(self.policy_class.name, str) and self.policy_class.name, "expected: a non-empty name")
+
+    def test_moves_stay_on_the_grid_within_bounds_and_bounded(self) -> None:
+        pol, p = self.make(), load_profile(self.profile_name)
+        for batch, score, signals in self._cases():
+            m = pol.propose(batch, score, signals)
+            expect(isinstance(m, Move) and m.action in ("grow", "shrink", "hold"), f"expected a Move, got {m!r}")
+            b = m.batch_size
+            expect(p.min_batch <= b <= p.max_batch and b % p.granularity == 0, f"rule 1: {b} from {batch}")
+            expect((m.action == "grow") == (b > batch) and (m.action == "shrink") == (b < batch),
+                   f"the action says where it went: {m.action} {batch} -> {b}")
+            g = p.granularity
+            if b > batch:  # rule 5: at most growth_factor up, rounded outward to the grid (or one grid step)
+                expect(b <= max(batch + g, math.ceil(batch * p.growth_factor / g - 1e-9) * g), f"rule 5: {batch} -> {b}")
+            if b < batch:
+                expect(b >= min(batch - g, math.floor(batch / p.shrink_factor / g + 1e-9) * g), f"rule 5: {batch} -> {b}")
+
+    def test_monotone_in_the_score(self) -> None:
+        pol = self.make()
+        for batch, _, signals in self._cases(100, seed=1):
+            sizes = [pol.propose(batch, s, signals).batch_size for s in np.linspace(0.0, 1.0, 11)]
+            expect(sizes == sorted(sizes), f"rule 4: a higher score never gives a smaller batch ({sizes})")
+
+    def test_deterministic_and_state_round_trips_through_json(self) -> None:
+        a = self.make()
+        b = self.make()
+        b.load_state_dict(json.loads(json.dumps(a.state_dict(), allow_nan=False)))
+        for batch, score, signals in self._cases(50, seed=2):
+            expect(a.propose(batch, score, signals) == b.propose(batch, score, signals), "expected: same inputs, same move")
+
+    def test_rejects_unknown_option(self) -> None:
+        try:
+            self.policy_class(load_profile(self.profile_name), not_an_option_of_anyone=1, **self.options)
+        except DebaConfigError:
+            return
+        raise AssertionError("an unknown option should raise DebaConfigError")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import deba
-from deba.testing import CollectorConformance
+from deba.testing import CollectorConformance, PolicyConformance
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
@@ -36,6 +36,10 @@ def test_the_docs_define_one_plugin_of_each_kind():
 
 class TestDocumentedCollector(CollectorConformance):
     collector_class = NS["LossRange"]
+
+
+class TestDocumentedPolicy(PolicyConformance):
+    policy_class = NS["HalfStep"]
 
 
 def test_documented_plugins_work_through_the_registry():

@@ -56,8 +56,8 @@ class GoodputPolicy(BatchPolicy):
     name = "goodput"
     needs_noise = True
 
-    def __init__(self, profile: ArchitectureProfile, min_gain: float | None = None) -> None:
-        super().__init__(profile)
+    def __init__(self, profile: ArchitectureProfile, min_gain: float | None = None, **options: Any) -> None:
+        super().__init__(profile, **options)  # unknown options are refused there
         gain = getattr(profile, "min_gain", 0.05) if min_gain is None else min_gain
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain < 0:
             raise DebaConfigError.single("min_gain", gain, "must be a finite number >= 0")

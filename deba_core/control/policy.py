@@ -30,12 +30,15 @@ class PolicySignals:
         noise_scale: the measured ``B_simple`` (``None`` while there is no clear estimate).
         noise_scale_low: a pessimistic bound on it, for decisions that need confidence.
         throughput: ``T(B)`` in samples/s, measured or predicted (``samples_per_second(b)``).
+        progress: the share of the run's budget done, in [0, 1] (``None`` when the budget is not
+            known; schedule-based policies need it).
     """
 
     initial_batch: int
     noise_scale: float | None = None
     noise_scale_low: float | None = None
     throughput: Any = None
+    progress: float | None = None
 
     def samples_per_second(self, batch: int) -> float | None:
         """``T(batch)``, or ``None`` when unknown."""

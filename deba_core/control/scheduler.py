@@ -301,8 +301,9 @@ class BatchScheduler:
 
     def policy_signals(self) -> PolicySignals:
         """What the policy sees besides the score: ``B0``, the noise scale and the throughput."""
+        progress = None if self._plan is None else min(1.0, self.state.progress / self._plan)
         return PolicySignals(initial_batch=self.initial_batch, noise_scale=self.noise.noise_scale,
-                             noise_scale_low=self.noise.noise_scale_low, throughput=self.throughput)
+                             noise_scale_low=self.noise.noise_scale_low, throughput=self.throughput, progress=progress)
 
     @property
     def needs_noise(self) -> bool:

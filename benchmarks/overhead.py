@@ -24,6 +24,7 @@ import torch
 import torchvision
 
 import deba
+from deba.control.throughput import ThroughputModel
 
 
 def main() -> None:
@@ -105,10 +106,16 @@ def engine_overhead(args: argparse.Namespace) -> None:
     t_full = statistics.median(plain(b) for _ in range(args.steps))
     t_half = statistics.median(plain(b // 2) for _ in range(args.steps))
     table = {b // 2: (b // 2) / t_half, b: b / t_full}
+    # Measured throughput, as in training (a fixed table would keep every read: rule 6 with a table).
+    measured = ThroughputModel(skip_after_resize=0)
+    for n, t in ((b // 2, t_half), (b, t_full)):
+        for _ in range(3):
+            measured.record(n, t)
+    measured.record = lambda *_: None  # keep these figures: the benchmark's own steps are not the ones modelled
     profile = deba.load_profile("resnet18")
     profile = profile.replace(interval=args.interval or profile.interval, warmup=0, cooldown=0, min_batch=8,
                               initial_batch=b, max_batch=4096, policy="goodput")
-    sched = deba.BatchScheduler(profile, strategy=args.strategy, throughput=table)
+    sched = deba.BatchScheduler(profile, strategy=args.strategy, throughput=measured)
     engine = StepEngine(model, sched, deba.GradientProbe(model, sketch_size=profile.sketch_size),
                         forward_loss=loss_of(model, torch.nn.functional.cross_entropy), optimizer=opt)
     def engine_step() -> float:

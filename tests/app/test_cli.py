@@ -59,7 +59,9 @@ BAD_VALUES = [
     ("run", ["--epochs", "abc"], "--epochs", "abc"),
     ("run", ["--channels", "0"], "--channels", "0"),
     ("run", ["--size", "4"], "--size", "4"),
-    ("run", ["--size", "48"], "--size", "48"),  # small-cnn takes 32x32 only
+    ("run", ["--model", "small-cnn", "--size", "48"], "--size", "48"),  # small-cnn takes 32x32 only
+    ("run", ["--batch", "0"], "--batch", "0"),
+    ("run", ["--seeds", "0"], "--seeds", "0"),
     ("run", ["--seed", "-1"], "--seed", "-1"),
     ("run", ["--max-micro-batch", "0"], "--max-micro-batch", "0"),
     ("run", ["--strategy", "no-such-strategy"], "--strategy", "no-such-strategy"),
@@ -83,7 +85,8 @@ BAD_VALUES = [
     ("bench", ["--seeds", "-2"], "--seeds", "-2"),
     ("bench", ["--device", "tpu-x"], "--device", "tpu-x"),
     ("bench", ["--preset", "huge"], "--preset", "huge"),
-    ("bench", ["--archs", "resnet19"], "archs", "resnet19"),
+    ("bench", ["--tasks", "resnet19"], "tasks", "resnet19"),
+    ("bench", ["--preset", "cpu", "--methods", "fixed-best"], "fixed-best", "sweep"),
     ("bench", ["--deba-set", "growth_factr=2"], "growth_factr", "2"),
     ("bench", ["--deba-set", "warmup"], "--deba-set", "warmup"),
 ]

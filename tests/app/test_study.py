@@ -1,126 +1,159 @@
-"""The architecture study: plan, a tiny end-to-end run, resume, analysis, presets' dry runs."""
+"""The study v2: plan, methods, analysis math, a tiny end-to-end run that resumes, presets' dry runs."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 import deba
 from deba.app.cli import main
-from deba.app.study import METHODS, PRESETS, ArchSpec, Preset, analyse, markdown_table, plan, run_study, summary
+from deba.app.study import (METHODS, PRESETS, SWEEP, Preset, Task, analyse, bootstrap_mean, choose_best, cost_to_target,
+                            fit_critical_batch, goodput_ceiling, method_config, modelled_time, plan, plateau_target,
+                            run_study, summary, throughput_bound)
 from helpers import FASHION_DIR
 
-TINY = Preset("tiny", (ArchSpec("resnet18", "small-cnn", 192, 96, 2, max_micro_batch=64),), seeds=1, interval=2)
+TINY_TASK = Task("tiny-mlp", "fashion-mnist", "small-mlp", 28, 1, 600, 300, epochs=2, batch=16, evals=3)
+TINY = Preset("tiny", (TINY_TASK,), seeds=1, truth="tiny-mlp")
+
+
+def _curve(accs, samples_per_point=100, steps_per_point=10, seconds=1.0):
+    n = len(accs)
+    return [{"progress": (i + 1) / n, "samples": samples_per_point * (i + 1), "equivalent_samples": samples_per_point * (i + 1),
+             "steps": steps_per_point * (i + 1), "train_time": seconds * (i + 1), "accuracy": a, "batch": 10}
+            for i, a in enumerate(accs)]
+
+
+def test_plan_runs_the_sweep_first_and_interleaves_methods_by_seed():
+    small = PRESETS["small"]
+    cells = plan(small, tasks=("fashion-mlp",))
+    names = [(m, s) for _, m, s in cells]
+    assert names[: 1 + len(SWEEP)] == [("fixed-small", 0)] + [(f"sweep-{k}x-{r}", 0) for k, r in SWEEP]
+    assert names[1 + len(SWEEP): 1 + len(SWEEP) + len(METHODS) - 1] == [(m, 0) for m in METHODS if m != "fixed-small"]
+    assert len(cells) == len(SWEEP) + small.seeds * len(METHODS)
+    assert len(plan(PRESETS["cpu"])) == 6 * 4 * 3 and "fixed-best" not in PRESETS["cpu"].methods
+    with pytest.raises(deba.DebaConfigError, match="tasks.*resnet19"):
+        plan(small, tasks=("resnet19",))
+    with pytest.raises(deba.DebaConfigError, match="needs the fixed-batch sweep.*fixed-best"):
+        plan(PRESETS["cpu"], methods=("fixed-best",))
+    with pytest.raises(deba.DebaConfigError, match="methods"):
+        plan(small, methods=("sgd-magic",))
+
+
+def test_methods_are_configured_as_documented():
+    detected = deba.load_profile("mlp").starting_at(32)
+    cfg = {m: method_config(m, detected, 32, best=(4, "sqrt")) for m in METHODS}
+    assert (cfg["fixed-small"].fixed_batch, cfg["fixed-small"].lr_mult, cfg["fixed-small"].budget) == (32, 1.0, "samples")
+    assert (cfg["fixed-best"].fixed_batch, cfg["fixed-best"].lr_mult) == (128, 2.0)
+    assert method_config("sweep-8x-linear", detected, 32).lr_mult == 8.0
+    assert cfg["seesaw"].profile.policy == "seesaw" and cfg["seesaw"].profile.lr_scaling == "sqrt"
+    assert cfg["goodput-ungated"].profile.policy == "goodput-ungated" and cfg["goodput-ungated"].budget == "equivalent"
+    paper = cfg["deba-paper"].profile
+    assert (paper.policy, paper.lr_scaling, paper.shares) == ("stability", "linear", None)
+    assert set(paper.weights) == {"grad_variance", "grad_norm_variation", "loss_variation"}
+    assert cfg["deba"].profile == detected and cfg["deba"].budget == "equivalent"
+    assert cfg["deba-uniform"].profile.name == "generic"
+    with pytest.raises(deba.DebaConfigError, match="sweep"):
+        method_config("fixed-best", detected, 32)
+
+
+def test_targets_costs_and_speedups_on_synthetic_cells():
+    table = {"16": 1000.0, "32": 2000.0}
+    base = {"method": "fixed-small", "seed": 0, "curve": _curve([0.5, 0.8, 0.9, 0.9, 0.92]), "trajectory": [[16, 50]]}
+    assert plateau_target([base]) == pytest.approx((0.9 + 0.9 + 0.92) / 3 - 0.003)
+    assert modelled_time([[16, 10], [32, 10]], table) == pytest.approx(10 * 16 / 1000 + 10 * 32 / 2000)
+    assert modelled_time([[16, 10], [32, 10]], table, at_step=15) == pytest.approx(0.16 + 5 * 32 / 2000)
+    cost = cost_to_target(base, 0.85, table)
+    assert cost["steps"] == 30 and cost["modelled_time_s"] == pytest.approx(30 * 16 / 1000)
+    assert cost_to_target(base, 0.99, table) is None
+    mean, lo, hi = bootstrap_mean([1.0, 2.0, 3.0])
+    assert mean == 2.0 and 1.0 <= lo < 2.0 < hi <= 3.0
+    assert bootstrap_mean([]) == (None, None, None)
+    # the sweep's choice: the fastest to the target in modelled time
+    fast = {"method": "sweep-4x-sqrt", "seed": 0, "curve": _curve([0.7, 0.9]), "trajectory": [[32, 10]],
+            "final_accuracy": 0.9}
+    slow = {**base, "final_accuracy": 0.92}
+    assert choose_best([slow, fast], 0.85, table)[:2] == (4, "sqrt")
+    assert choose_best([slow, fast], 0.99, table)[:2] == (1, "linear"), "none reached: the most accurate"
+
+
+def test_the_ceiling_follows_the_measured_noise_scale():
+    table = {"16": 1000.0, "32": 1800.0, "64": 3000.0}
+    assert throughput_bound(table, 16) == pytest.approx(3.0)
+    quiet = [{"noise": [[0, 1.0, 1.0]]}]  # a tiny noise scale: larger batches buy nothing
+    loud = [{"noise": [[0, 1e6, 1e6]]}]  # pure noise: the throughput bound
+    assert goodput_ceiling(quiet, table, 16, 1000) == pytest.approx(1.0, abs=0.02)
+    assert goodput_ceiling(loud, table, 16, 1000) == pytest.approx(3.0, rel=0.01)
+    assert goodput_ceiling([{"noise": []}], table, 16, 1000) == pytest.approx(1.0), "no estimate: the starting batch"
+
+
+def test_critical_batch_fit():
+    steps = {b: round(100 * (1 + 64 / b)) for b in (16, 32, 64, 128, 256)}
+    assert fit_critical_batch(steps) == pytest.approx(64, rel=0.02)
+    assert fit_critical_batch({16: 10, 32: None}) is None
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     logs = []
     records = run_study(TINY, tmp_path, data_dir=str(FASHION_DIR), log=logs.append)
-    assert {r["method"] for r in records} == set(METHODS)
+    assert {r["method"] for r in records} >= set(METHODS)
     assert any(line.startswith("[throughput]") for line in logs)
+    table = json.loads((tmp_path / "throughput" / "tiny-mlp.json").read_text())
+    assert table["rounds"] == 5 and all(table["low"][b] <= v <= table["high"][b] for b, v in table["samples_per_s"].items())
     for r in records:
-        assert r["curve"] and r["steps"] > 0 and 0 <= r["final_accuracy"] <= 1
-        assert all(d["step"] <= r["steps"] and set(d["metrics"]) for d in r["decisions"])
-    assert any(r["decisions"] for r in records), "no cell recorded a decision interval's metrics"
-    fixed_large = next(r for r in records if r["method"] == "fixed-large")
-    assert fixed_large["batch_sizes"][-1] == 4 * deba.load_profile("resnet18").initial_batch
-    assert fixed_large["lr"] == pytest.approx(4 * 0.05)
+        assert len(r["curve"]) == TINY_TASK.evals and r["steps"] > 0 and 0 <= r["final_accuracy"] <= 1
+        assert sum(n for _, n in r["trajectory"]) == r["steps"]
+    choice = json.loads((tmp_path / "choices" / "tiny-mlp.json").read_text())
+    best = next(r for r in records if r["method"] == "fixed-best")
+    assert best["fixed_batch"] == choice["k"] * 16
+    seesaw = next(r for r in records if r["method"] == "seesaw")
+    assert seesaw["batch_range"][1] > 16, "the Seesaw ramp doubled the batch"
     # a rerun resumes: nothing is trained again
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").glob("*/*.json")}
     again = []
     run_study(TINY, tmp_path, data_dir=str(FASHION_DIR), log=again.append)
-    assert not any(line.startswith("[") and "seed" in line for line in again)
+    assert not any("seed" in line for line in again)
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").glob("*/*.json")}
+    from deba.app.study import load_task_data, noise_truth
+
+    truth = noise_truth(TINY_TASK, load_task_data(TINY_TASK, str(FASHION_DIR)), tmp_path, log=logs.append)
+    assert [p["progress"] for p in truth["points"]] == [0.1, 0.3, 0.6]
+    assert all(len(p["steps_to_target"]) == 6 for p in truth["points"])
     analysis = summary(tmp_path, TINY, "test")
-    rows = analysis["architectures"]["resnet18"]["methods"]
-    assert rows["fixed-small"]["reached_target"] == 1 and rows["fixed-small"]["wall_speedup"][0] == pytest.approx(1.0)
-    assert analysis["architectures"]["resnet18"]["throughput_bound"] >= 1.0
-    assert (tmp_path / "results.json").exists() and (tmp_path / "speedups.png").exists()
-    assert "| resnet18" in (tmp_path / "results.md").read_text()
+    t = analysis["tasks"]["tiny-mlp"]
+    assert t["methods"]["fixed-small"]["modelled_speedup_vs_fixed-small"][0] == pytest.approx(1.0)
+    assert t["throughput_bound"] >= 1.0 and "goodput_ceiling" in t
+    cells = analysis["cells"]
+    for key in ("task", "method", "seed", "final_accuracy", "reached_target", "samples", "steps", "train_time_s",
+                "modelled_time_s"):
+        assert all(key in c for c in cells), key
+    assert analysis["targets"]["tiny-mlp"] == pytest.approx(t["target_accuracy_pct"]) and analysis["throughput"]
+    for name in ("results.json", "results.md", "speedups.png", "trajectories.png", "accuracy_vs_time.png",
+                 "noise_truth.png"):
+        assert (tmp_path / name).exists(), name
+    assert "### tiny-mlp" in (tmp_path / "results.md").read_text()
     # an experiment with other DEBA values is refused in a folder of finished cells (never mixed in)
     with pytest.raises(deba.DebaConfigError, match="deba_overrides.*differ from those of the finished cell") as err:
         run_study(TINY, tmp_path, data_dir=str(FASHION_DIR), deba_overrides={"lr_scaling": "sqrt"}, log=again.append)
     assert "own --out folder" in str(err.value)
+    assert not math.isnan(analysis["tasks"]["tiny-mlp"]["plateau_gain_pct"])
 
 
-def test_analysis_math_on_synthetic_cells(tmp_path):
-    def cell(method, seed, times, accs, steps):
-        curve = [{"epoch": i + 1, "train_time": t, "samples": 100 * (i + 1), "steps": s, "accuracy": a}
-                 for i, (t, a, s) in enumerate(zip(times, accs, steps))]
-        return {"arch": "resnet18", "method": method, "seed": seed, "final_accuracy": accs[-1], "curve": curve,
-                "batch_sizes": [32], "deba_time": 0.1, "train_time": times[-1]}
-
-    (tmp_path / "cells" / "resnet18").mkdir(parents=True)
-    for c in (cell("fixed-small", 0, [10, 20, 30], [0.5, 0.8, 0.9], [10, 20, 30]),
-              cell("deba", 0, [5, 10, 15], [0.7, 0.9, 0.91], [4, 8, 12])):
-        (tmp_path / "cells" / "resnet18" / f"{c['method']}-seed0.json").write_text(json.dumps(c))
-    a = analyse(tmp_path, target_fraction=1.0)["architectures"]["resnet18"]
-    assert a["target_accuracy_pct"] == pytest.approx(90.0)
-    deba_row = a["methods"]["deba"]
-    assert deba_row["time_to_target_s"][0] == 10 and deba_row["wall_speedup"][0] == pytest.approx(3.0)
-    assert deba_row["step_speedup"][0] == pytest.approx(30 / 8)
-    assert "3.00x" in markdown_table({"architectures": {"resnet18": a}})
-
-
-def test_presets_are_sized_and_dry_runs_check_the_setup(capsys):
-    assert len(plan(PRESETS["quick"])) == 2 * len(METHODS)
-    assert {a.profile for a in PRESETS["cpu"].archs} == {"resnet18", "resnet50", "densenet121", "efficientnet_b0",
-                                                         "mobilenetv3", "vit_b16"}
-    assert PRESETS["paper"].seeds == 5 and PRESETS["paper"].download and PRESETS["paper"].dataset == "cifar10"
+def test_presets_dry_run_checks_the_setup(capsys):
+    assert PRESETS["paper"].seeds == 5 and PRESETS["paper"].download
+    assert all(t.dataset == "cifar10" for t in PRESETS["paper"].tasks)
     assert main(["bench", "--preset", "paper", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "180 runs on cifar10" in out and "download=True" in out
-    assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR)]) == 0
-    assert "108 runs" in capsys.readouterr().out
-    with pytest.raises(deba.DebaConfigError):
-        plan(PRESETS["quick"], ("deba", "sgd-magic"))
-
-
-def test_methods_get_the_right_profile_strategy_batch_and_lr():
-    from deba.app.study import _profile_for
-
-    quick = PRESETS["quick"]
-    arch = quick.archs[0]  # resnet18, 1600 samples
-    prof, strategy, fixed, lr = _profile_for(quick, arch, "deba")
-    assert (prof.name, strategy, fixed, lr) == ("resnet18", "equal-weight", None, 1.0)
-    assert prof.interval == round(1600 / 32 / 4), "quarter of an epoch at the initial batch"
-    assert _profile_for(quick, arch, "deba-uniform")[0].name == "generic"
-    assert _profile_for(quick, arch, "noise-scale")[1] == "noise-scale"
-    assert _profile_for(quick, arch, "fixed-large")[2:] == (128, 4.0)
-    assert _profile_for(PRESETS["paper"], PRESETS["paper"].archs[0], "deba")[0].interval == "epoch"
-
-
-def test_experiments_pick_architectures_and_change_only_debas_profile(capsys):
-    from deba.app.commands.bench import parse_deba_set
-    from deba.app.study import _profile_for
-
-    cpu = PRESETS["cpu"]
-    cells = plan(cpu, ("fixed-small", "deba"), archs=("mobilenetv3", "resnet18"))
-    assert [a.profile for a, _, _ in cells[::6]] == ["resnet18", "mobilenetv3"], "preset order kept"
-    assert len(cells) == 2 * 2 * cpu.seeds
-    with pytest.raises(deba.DebaConfigError, match="archs.*must be among.*resnet19"):
-        plan(cpu, archs=("resnet19",))
-
-    overrides = parse_deba_set(["lr_scaling=sqrt", "warmup=8", "increase_above=0.7"])
-    assert overrides == {"lr_scaling": "sqrt", "warmup": 8, "increase_above": 0.7}
-    arch = cpu.archs[0]
-    prof = _profile_for(cpu, arch, "deba", overrides)[0]
-    assert (prof.lr_scaling, prof.warmup, prof.increase_above) == ("sqrt", 8, 0.7)
-    for method in ("fixed-small", "deba-uniform", "noise-scale"):
-        assert _profile_for(cpu, arch, method, overrides)[0].lr_scaling != "sqrt", method
-    for bad, field in ((["warmup"], "--deba-set"), (["=3"], "--deba-set")):
-        with pytest.raises(deba.DebaConfigError, match=field):
-            parse_deba_set(bad)
-    with pytest.raises(deba.DebaConfigError, match="lr_scaling"):
-        _profile_for(cpu, arch, "deba", {"lr_scaling": "cubic"})
-
-    assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR), "--archs", "resnet18",
-                 "--methods", "fixed-small", "deba", "--deba-set", "lr_scaling=sqrt"]) == 0
+    assert "6 tasks" in out and "downloaded by torchvision" in out and "vit_base_patch16_224" in out
+    assert main(["bench", "--preset", "small", "--dry-run", "--data-dir", str(FASHION_DIR)]) == 0
     out = capsys.readouterr().out
-    assert "1 architectures x 2 methods x 3 seeds = 6 runs" in out and "mobilenetv3" not in out
+    assert f"{len(plan(PRESETS['small']))} runs" in out and "fashion-resnet" in out
+    assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR), "--tasks", "resnet18",
+                 "--methods", "fixed-small", "deba", "--deba-set", "lr_scaling=sqrt"]) == 0
+    assert "6 runs" in capsys.readouterr().out
     assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR),
                  "--deba-set", "growth_factr=2"]) == 2
     assert "growth_factr" in capsys.readouterr().err

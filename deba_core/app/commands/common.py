@@ -39,15 +39,16 @@ _SMALL_CNN_SIZE = 32
 _MIN_SIZE = 8
 
 
-def add_data_model_args(p: argparse.ArgumentParser, *, epochs: int) -> None:
-    p.add_argument("--model", default="small-cnn", help="small-cnn, small-mlp, or any timm/torchvision name (random weights)")
+def add_data_model_args(p: argparse.ArgumentParser, *, epochs: int, model: str = "small-cnn", size: int = 32) -> None:
+    p.add_argument("--model", default=model,
+                   help=f"small-cnn, small-mlp, small-resnet, or any timm/torchvision name (random weights); default {model}")
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir", default=None, help="folder with the dataset's standard files (IDX for (fashion-)mnist)")
     p.add_argument("--download", action="store_true", help="download the dataset with torchvision (needs internet)")
     p.add_argument("--train-subset", type=int, default=None, help="train on a random subset of this many samples")
     p.add_argument("--test-subset", type=int, default=None)
     p.add_argument("--channels", type=int, default=None, help="repeat grey images over this many channels")
-    p.add_argument("--size", type=int, default=32, help="image side after padding/resizing")
+    p.add_argument("--size", type=int, default=size, help=f"image side after padding/resizing (default {size})")
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--lr", type=float, default=None, help="base LR at the profile's initial batch (sgd 0.05, adamw 1e-3)")
@@ -140,7 +141,7 @@ def check_data_model_args(args: argparse.Namespace) -> None:
 def load_data(args: argparse.Namespace):
     """The dataset the options name, shaped for the chosen model."""
     channels = args.channels
-    if channels is None and args.model not in ("small-cnn", "small-mlp"):
+    if channels is None and args.model not in ("small-cnn", "small-mlp", "small-resnet"):
         channels = 3  # library models expect RGB
     return load_dataset(args.dataset, data_dir=args.data_dir, download=args.download, channels=channels,
                         size=args.size, train_subset=args.train_subset, test_subset=args.test_subset, seed=args.seed)

@@ -1,10 +1,22 @@
-"""``deba run``: train with DEBA and fixed-batch baselines side by side on a real dataset."""
+"""``deba run``: DEBA against the fixed starting batch on a real dataset, where the trade-off is real.
+
+By default: scikit-learn's digits (embedded in its wheel), a two-layer MLP, starting batch 16, 20
+epochs, SGD with momentum and a cosine LR on the budget's clock, 3 seeds with the methods
+interleaved (so load drift on this machine hits both alike). On a CPU an MLP runs several times
+faster per sample at larger batches, so growing can pay; DEBA grows only when its measured noise
+scale says a larger batch still makes progress per sample. Printed per method: accuracy, steps,
+samples, measured and *modelled* time (sum over steps of ``B / T(B)`` from a throughput table timed
+here first), the noise scale, the throughput table DEBA decided from, the batch trajectory and why
+it grew or held. Writes ``history.jsonl`` (DEBA, seed 0), ``profile.yaml``, ``summary.json`` and
+``report.png`` (accuracy against modelled and measured time, batch size against samples).
+"""
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -12,8 +24,6 @@ from typing import Any
 import torch
 
 from deba.app.cli import command
-from deba.errors import DebaConfigError
-from deba.training.fit import FitResult, fit
 from deba.app.commands.common import (
     add_data_model_args,
     build_optimizer,
@@ -22,17 +32,20 @@ from deba.app.commands.common import (
     check_strategy,
     load_run_inputs,
     make_out_dir,
+    model_for,
 )
+from deba.errors import DebaConfigError
+from deba.training.fit import FitResult, fit
 
 __all__ = ["explain", "parse_compare", "summarise"]
 
 
 def parse_compare(items: list[str] | None, initial: int) -> list[int]:
-    """``["static:64", "static"]`` -> batch sizes (``static`` alone is the profile's initial batch).
+    """``["static:64", "static"]`` -> batch sizes (``static`` alone is the starting batch).
 
     Args:
         items: the ``--compare`` values; ``None`` (not given) means one ``static`` baseline.
-        initial: the profile's initial batch, the size of a bare ``static``.
+        initial: the starting batch, the size of a bare ``static``.
 
     Raises:
         DebaConfigError: naming ``--compare`` and echoing the bad item.
@@ -51,30 +64,6 @@ def parse_compare(items: list[str] | None, initial: int) -> list[int]:
     return sizes
 
 
-def summarise(name: str, result: FitResult) -> dict[str, Any]:
-    """One row of the run table: wall time, accuracy, steps and the batch range of ``result``."""
-    steps = result.step_records()
-    sizes = [r["batch_size"] for r in steps]
-    return {
-        "method": name,
-        "wall_time_s": round(result.wall_time, 3),
-        "final_accuracy": result.final.get("eval_accuracy"),
-        "final_loss": result.final.get("eval_loss"),
-        "optimizer_steps": result.steps,
-        "samples": result.samples,
-        "epochs": result.epochs,
-        "batch_min": min(sizes) if sizes else None,
-        "batch_max": max(sizes) if sizes else None,
-        "batch_changes": sum(1 for r in result.history if r.get("changed")),
-        "profile": result.profile.name,
-        "noise_scale": result.noise_scale,
-        "noise_scale_low": result.noise_scale_low,
-        "throughput": {str(b): t for b, t in result.throughput.items()},
-        "throughput_measured": list(result.measured_sizes),
-        "why": explain(result),
-    }
-
-
 def explain(result: FitResult) -> str:
     """One line: why the batch grew, shrank or held, from the run's decided steps."""
     decided = [r for r in result.step_records() if r.get("decided") and r.get("reason")]
@@ -88,54 +77,47 @@ def explain(result: FitResult) -> str:
     return f"held at {decided[-1]['next_batch_size']}: {decided[-1]['reason']}"
 
 
-def _noise(row: dict[str, Any]) -> str:
-    point, low = row["noise_scale"], row["noise_scale_low"]
-    if point is None and low is None:
-        return "-"
-    return (f"{point:.0f}" if point is not None else "unclear") + (f" (>= {low:.0f})" if low is not None else "")
+def _modelled(result: FitResult, table: dict[str, float]) -> float:
+    from deba.app.study.analysis import to_model
+
+    tm = to_model(table)
+    return sum(r["batch_size"] / tm.samples_per_second(r["batch_size"]) for r in result.step_records())
 
 
-def _details(rows: list[dict[str, Any]]) -> str:
-    """Per method: the noise scale, the throughput table it decided from, and why it moved or held."""
-    lines = []
-    for r in rows:
-        table = ", ".join(f"{b}{'*' if int(b) in r['throughput_measured'] else ''}: {t:.0f}"
-                          for b, t in r["throughput"].items())
-        lines.append(f"{r['method']}: noise scale B_simple {_noise(r)}; samples/s (* measured) {table or '-'}")
-        if not r["method"].startswith("static"):
-            lines.append(f"  why: {r['why']}")
-    return "\n".join(lines)
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'method':<18}{'wall s':>9}{'accuracy':>10}{'steps':>8}{'batch range':>14}{'speedup':>9}{'step speedup':>14}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        acc = "-" if r["final_accuracy"] is None else f"{100 * r['final_accuracy']:.2f}%"
-        rng = f"{r['batch_min']}-{r['batch_max']}"
-        lines.append(f"{r['method']:<18}{r['wall_time_s']:>9.1f}{acc:>10}{r['optimizer_steps']:>8}{rng:>14}"
-                     f"{r['speedup']:>8.2f}x{r['step_speedup']:>13.2f}x")
-    return "\n".join(lines)
+def summarise(name: str, result: FitResult, table: dict[str, float] | None = None) -> dict[str, Any]:
+    """One run's row: accuracy, steps, times (measured and, with ``table``, modelled), batch range, noise."""
+    steps = result.step_records()
+    sizes = [r["batch_size"] for r in steps]
+    return {
+        "method": name,
+        "wall_time_s": round(result.wall_time, 3),
+        "modelled_time_s": None if table is None else _modelled(result, table),
+        "final_accuracy": result.final.get("eval_accuracy"),
+        "final_loss": result.final.get("eval_loss"),
+        "optimizer_steps": result.steps,
+        "samples": result.samples,
+        "equivalent_epochs": result.equivalent_epochs,
+        "batch_min": min(sizes) if sizes else None,
+        "batch_max": max(sizes) if sizes else None,
+        "batch_changes": sum(1 for r in steps if r.get("changed")),
+        "trajectory": [[r["samples"], r["next_batch_size"]] for r in steps if r.get("changed")],
+        "profile": result.profile.name,
+        "noise_scale": result.noise_scale,
+        "noise_scale_low": result.noise_scale_low,
+        "throughput": {str(b): t for b, t in result.throughput.items()},
+        "throughput_measured": list(result.measured_sizes),
+        "why": explain(result),
+    }
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    add_data_model_args(p, epochs=12)
+    add_data_model_args(p, epochs=20, model="small-mlp", size=8)
+    p.add_argument("--batch", type=int, default=16, help="the starting batch B0 (the fixed baseline's; default 16)")
+    p.add_argument("--seeds", type=int, default=3, help="runs per method, interleaved (default 3)")
     p.add_argument("--strategy", default="equal-weight")
     p.add_argument("--compare", action="append", default=None, metavar="static[:BATCH]",
-                   help="fixed-batch baseline(s); default: static at the profile's initial batch; repeatable")
+                   help="fixed-batch baseline(s); default: static at the starting batch; repeatable")
     p.add_argument("--max-micro-batch", type=int, default=None)
-
-
-def _train(args, data, model, profile, strategy, out: Path, fixed: int | None, lr_scale: float) -> FitResult:
-    """One ``deba.fit`` run: DEBA (``fixed=None``) or a fixed-batch baseline at LR x ``lr_scale``."""
-    base_lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
-    opt = build_optimizer(args.optimizer, model.parameters(), base_lr * lr_scale)
-    return fit(
-        model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=profile,
-        strategy=strategy, epochs=args.epochs, eval_data=data.test, device=args.device, log_dir=out,
-        progress=not args.no_progress, seed=args.seed, fixed_batch=fixed, max_micro_batch=args.max_micro_batch,
-        tensorboard=False,
-    )
 
 
 def check_run_args(args: argparse.Namespace) -> None:
@@ -146,37 +128,114 @@ def check_run_args(args: argparse.Namespace) -> None:
     """
     check_data_model_args(args)
     check_int("--max-micro-batch", args.max_micro_batch, 1)
+    check_int("--batch", args.batch, 1)
+    check_int("--seeds", args.seeds, 1)
     check_strategy("--strategy", args.strategy)
-    parse_compare(args.compare, 1)  # the format only; sizes need the profile
+    parse_compare(args.compare, 1)  # the format only
 
 
-def _train_all(args, data, model, profile, out: Path, baselines: list[int]) -> dict[str, FitResult]:
-    """DEBA, then each fixed-batch baseline, every one from the same initial weights."""
-    initial = copy.deepcopy(model.state_dict())
+def _train(args, data, profile, out: Path | None, fixed: int | None, seed: int) -> FitResult:
+    """One ``deba.fit`` run from seed ``seed``'s weights: DEBA (``fixed=None``) or a fixed batch."""
+    args_seed = argparse.Namespace(**{**vars(args), "seed": seed})
+    model = model_for(args_seed, data)
+    b0 = args.batch
+    base_lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
+    # a fixed batch other than B0 gets the profile's LR rule (sqrt for an SGD "auto" profile)
+    scale = 1.0 if fixed in (None, b0) else (math.sqrt(fixed / b0) if profile.lr_scaling in ("auto", "sqrt", "adascale")
+                                               else profile.lr_factor(fixed, b0))
+    opt = build_optimizer(args.optimizer, model.parameters(), base_lr * scale)
+    budget = args.epochs * len(data.train)
+    nominal = max(1, budget // b0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, nominal) / nominal)))
+    return fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=profile,
+               strategy=args.strategy, epochs=args.epochs, batch_size=b0, eval_data=data.test, device=args.device,
+               log_dir=out, progress=not args.no_progress, seed=seed, fixed_batch=fixed,
+               max_micro_batch=args.max_micro_batch, tensorboard=False, lr_scheduler=sched,
+               lr_scheduler_interval="samples", probe_throughput=False if fixed is not None else None)
+
+
+def _table(args, data) -> dict[str, float]:
+    """Samples/s of full training steps at B0/2 .. 32 B0 (median of 3 interleaved rounds)."""
+    from deba.app.study.throughput import measure_table, table_sizes
+
+    def build():
+        model = model_for(args, data)
+        return model, build_optimizer(args.optimizer, model.parameters(), args.lr)
+
+    sizes = table_sizes(args.batch, 32 * args.batch)
+    return measure_table(build, data, sizes, cap=args.max_micro_batch, rounds=3, seconds_per_size=0.25,
+                         device=args.device)["samples_per_s"]
+
+
+def _train_all(args, data, profile, out: Path, baselines: list[int], table
+               ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, FitResult]]:
+    """Every method ``--seeds`` times, interleaved; DEBA's seed 0 writes the run folder's history.
+
+    Returns the rows of every run by method, and each method's first-seed result (for the report).
+    """
+    rows: dict[str, list[dict[str, Any]]] = {f"static-{b}": [] for b in baselines}
+    rows["deba"] = []
     results: dict[str, FitResult] = {}
-    model.load_state_dict(initial)
-    results["deba"] = _train(args, data, model, profile, args.strategy, out, None, 1.0)
-    for b in baselines:
-        name = f"static-{b}"
-        model.load_state_dict(initial)
-        # A fixed batch other than the profile's initial one gets the profile's LR scaling.
-        results[name] = _train(args, data, model, profile, "equal-weight", out / "baselines" / name, b, profile.lr_factor(b))
-    return results
+    for seed in range(args.seed, args.seed + args.seeds):
+        for name in rows:
+            fixed = None if name == "deba" else int(name.split("-")[1])
+            first = seed == args.seed
+            log = (out if name == "deba" else out / "baselines" / name) if first else None
+            res = _train(args, data, profile, log, fixed, seed)
+            rows[name].append(summarise(name, res, table))
+            if first:
+                results[name] = res
+    return rows, results
 
 
-def _rows(results: dict[str, FitResult], reference: FitResult) -> list[dict[str, Any]]:
-    """The table rows, with wall-clock and step speedups against ``reference``."""
-    rows = []
-    for name, res in results.items():
-        row = summarise(name, res)
-        row["speedup"] = reference.wall_time / max(res.wall_time, 1e-9)
-        row["step_speedup"] = reference.steps / max(res.steps, 1)
-        rows.append(row)
-    return rows
+def _combine(name: str, runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds; speedups paired by seed against the reference method."""
+    mean = lambda k: statistics.fmean(r[k] for r in runs)  # noqa: E731
+    return {**runs[0], "method": name, "seeds": len(runs),
+            "final_accuracy": mean("final_accuracy"), "accuracies": [r["final_accuracy"] for r in runs],
+            "optimizer_steps": mean("optimizer_steps"), "samples": mean("samples"),
+            "wall_time_s": statistics.median(r["wall_time_s"] for r in runs), "modelled_time_s": mean("modelled_time_s"),
+            "speedup": statistics.fmean(a["wall_time_s"] / b["wall_time_s"] for a, b in zip(reference, runs)),
+            "modelled_speedup": statistics.fmean(a["modelled_time_s"] / b["modelled_time_s"] for a, b in zip(reference, runs)),
+            "step_speedup": statistics.fmean(a["optimizer_steps"] / b["optimizer_steps"] for a, b in zip(reference, runs)),
+            "batch_min": min(r["batch_min"] for r in runs), "batch_max": max(r["batch_max"] for r in runs)}
+
+
+def _noise(row: dict[str, Any]) -> str:
+    point, low = row["noise_scale"], row["noise_scale_low"]
+    if point is None and low is None:
+        return "-"
+    return (f"{point:.0f}" if point is not None else "unclear") + (f" (>= {low:.0f})" if low is not None else "")
+
+
+def _details(rows: list[dict[str, Any]], table: dict[str, float]) -> str:
+    """The timed table; per method the noise scale, DEBA's own table, the trajectory and why."""
+    lines = ["throughput timed here (samples/s, full training steps): "
+             + ", ".join(f"{b}: {v:.0f}" for b, v in table.items())]
+    for r in rows:
+        if r["method"].startswith("static"):
+            continue
+        seen = ", ".join(f"{b}{'*' if int(b) in r['throughput_measured'] else ''}: {t:.0f}" for b, t in r["throughput"].items())
+        traj = " -> ".join(f"{b} at {s:,} samples" for s, b in r["trajectory"]) or "none"
+        lines += [f"{r['method']}: noise scale B_simple {_noise(r)} (seed 0, at the end)",
+                  f"  the table it decided from (samples/s, * measured in training): {seen or '-'}",
+                  f"  batch changes (seed 0): {traj}", f"  why: {r['why']}"]
+    return "\n".join(lines)
+
+
+def _table_text(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'method':<12}{'accuracy':>10}{'steps':>8}{'samples':>9}{'measured s':>12}{'modelled s':>12}"
+            f"{'batch':>10}{'x measured':>12}{'x modelled':>12}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['method']:<12}{100 * r['final_accuracy']:>9.2f}%{r['optimizer_steps']:>8.0f}{r['samples']:>9.0f}"
+                     f"{r['wall_time_s']:>12.2f}{r['modelled_time_s']:>12.3f}{r['batch_min']:>5}-{r['batch_max']:<4}"
+                     f"{r['speedup']:>11.2f}x{r['modelled_speedup']:>11.2f}x")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train DEBA and each baseline from the same initial weights; print a table; write the run folder.
+    """Time the throughput table, train every method ``--seeds`` times interleaved, print, write the run folder.
 
     Every option, the data, the model and the profile are checked before the run folder is created,
     so a refused run leaves nothing behind.
@@ -184,31 +243,28 @@ def run(args: argparse.Namespace) -> int:
     from deba.app.commands.report import write_report
 
     check_run_args(args)
-    data, model, profile = load_run_inputs(args)
-    baselines = parse_compare(args.compare, profile.initial_batch)
+    data, _, profile = load_run_inputs(args)
+    profile = profile.starting_at(args.batch)
+    baselines = parse_compare(args.compare, args.batch)
     out = make_out_dir(args.out, "run")
     print(f"deba run: {args.dataset} ({len(data.train)} train / {len(data.test)} test, {data.channels}x{data.size}x{data.size}), "
-          f"model {args.model}, profile {profile.name}, strategy {args.strategy}, {args.epochs} epochs -> {out}")
-    results = _train_all(args, data, model, profile, out, baselines)
-    reference_name = f"static-{baselines[0]}" if baselines else "deba"
-    rows = _rows(results, results[reference_name])
-    print(_table(rows))
-    print(_details(rows))
-    summary = {
-        "command": "deba run",
-        "args": {k: v for k, v in vars(args).items() if k != "func"},
-        "dataset": {"name": args.dataset, "train": len(data.train), "test": len(data.test)},
-        "profile": profile.name,
-        "reference": reference_name,
-        "results": rows,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+          f"model {args.model}, profile {profile.name} ({profile.policy}), starting batch {args.batch}, {args.epochs} epochs, "
+          f"{args.seeds} seed(s) interleaved -> {out}", flush=True)
+    table = _table(args, data)
+    runs, first = _train_all(args, data, profile, out, baselines, table)
+    reference = runs[f"static-{baselines[0]}"]
+    rows = [_combine(name, rs, reference) for name, rs in runs.items()]
+    print(_table_text(rows))
+    print(_details(rows, table))
+    summary = {"command": "deba run", "args": {k: v for k, v in vars(args).items() if k != "func"},
+               "dataset": {"name": args.dataset, "train": len(data.train), "test": len(data.test)},
+               "profile": profile.name, "reference": f"static-{baselines[0]}", "throughput_table": table,
+               "results": rows, "runs": runs, "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    written = write_report(out, results)
+    written = write_report(out, first, table)
     print(f"wrote {out / 'history.jsonl'}, {out / 'profile.yaml'}, {out / 'summary.json'}" + (f", {written}" if written else ""))
     return 0
 
 
-command("run", "train with DEBA and fixed-batch baselines side by side; writes a run folder", _args)(run)
+command("run", "DEBA against the fixed starting batch, interleaved seeds, measured and modelled time", _args)(run)

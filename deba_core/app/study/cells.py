@@ -1,0 +1,125 @@
+"""One cell of the study: a task, a method and a seed, trained through ``deba.fit``.
+
+Evaluations run from a callback at equal shares of the budget (on the clock the budget counts) on
+the task's test set; their time is kept out of the training time. A cell's record holds what the
+analysis needs: the evaluation curve, the batch trajectory (run-length, for the modelled time), the
+noise-scale trajectory, and the totals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import torch
+
+from deba.app.study.methods import MethodConfig
+from deba.app.study.spec import Task
+from deba.training.callbacks import Callback
+from deba.training.fit import evaluate, fit
+
+__all__ = ["EvalEvery", "build_model", "build_optimizer", "run_cell"]
+
+
+def build_model(task: Task, data: Any, seed: int) -> torch.nn.Module:
+    """The task's model with the seed's initial weights."""
+    from deba.app.models import make_model
+
+    torch.manual_seed(seed)
+    if task.model_kwargs:
+        import timm
+
+        return timm.create_model(task.model, pretrained=False, num_classes=data.num_classes, in_chans=data.channels,
+                                 **task.model_kwargs)
+    return make_model(task.model, in_channels=data.channels, num_classes=data.num_classes, size=data.size)
+
+
+def build_optimizer(task: Task, model: torch.nn.Module, lr_mult: float = 1.0) -> torch.optim.Optimizer:
+    """SGD with momentum (weight decay 5e-4) or AdamW (weight decay 0.05) at the task's LR x ``lr_mult``."""
+    if task.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=task.lr * lr_mult, weight_decay=0.05)
+    return torch.optim.SGD(model.parameters(), lr=task.lr * lr_mult, momentum=0.9, weight_decay=5e-4)
+
+
+class EvalEvery(Callback):
+    """Evaluates at ``k / evals`` of the budget (k = 1..evals) on the budget's own clock, and keeps
+    the run's batch trajectory (run-length), noise-scale trajectory and batch changes."""
+
+    def __init__(self, model: torch.nn.Module, test: Any, budget: float, evals: int, equivalent: bool,
+                 device: str) -> None:
+        self.model, self.test, self.budget, self.evals = model, test, budget, evals
+        self.equivalent, self.device = equivalent, device
+        self.curve: list[dict[str, Any]] = []
+        self.eval_seconds = 0.0
+        self._next = 1
+        self.trajectory: list[list[int]] = []  # [batch, steps in a row]
+        self.noise: list[list[float | None]] = []  # [equivalent samples, B_simple, lower bound]
+        self.changes: list[list[int]] = []  # [samples, new batch]
+        self.last: dict[str, Any] | None = None
+
+    def on_step_end(self, record: dict[str, Any]) -> None:
+        if record.get("kind") != "step":
+            return
+        self.last = record
+        b = record["batch_size"]
+        if self.trajectory and self.trajectory[-1][0] == b:
+            self.trajectory[-1][1] += 1
+        else:
+            self.trajectory.append([b, 1])
+        if record.get("decided") and (record.get("noise_scale") is not None or record.get("noise_scale_low") is not None):
+            self.noise.append([record["equivalent_samples"], record.get("noise_scale"), record.get("noise_scale_low")])
+        if record.get("changed"):
+            self.changes.append([record["samples"], record["next_batch_size"]])
+        progress = record["equivalent_samples"] if self.equivalent else record["samples"]
+        if progress >= self._next * self.budget / self.evals - 1e-6:
+            while progress >= self._next * self.budget / self.evals - 1e-6:
+                self._next += 1
+            self.point(record, progress)
+
+    def point(self, record: dict[str, Any], progress: float) -> None:
+        train_time = record["train_time"] - self.eval_seconds  # this callback's evaluations are not training
+        t0 = time.perf_counter()
+        acc = evaluate(self.model, self.test, torch.nn.functional.cross_entropy, device=self.device).get("eval_accuracy")
+        self.eval_seconds += time.perf_counter() - t0
+        self.curve.append({"progress": progress / self.budget, "samples": record["samples"],
+                           "equivalent_samples": record["equivalent_samples"], "steps": record["step"],
+                           "train_time": train_time, "accuracy": acc, "batch": record["batch_size"]})
+
+
+def _thin(rows: list[Any], keep: int = 400) -> list[Any]:
+    return rows[:: max(1, math.ceil(len(rows) / keep))]
+
+
+def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any, device: str = "cpu") -> dict[str, Any]:
+    """Train one cell and return its record."""
+    model = build_model(task, data, seed)
+    opt = build_optimizer(task, model, config.lr_mult)
+    budget = int(round(task.epochs * len(data.train)))
+    nominal = max(1, budget // task.batch)
+    # Cosine over the budget, stepped once per B0 samples of the budget's clock (so it ends with it).
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, nominal) / nominal)))
+    evals = EvalEvery(model, data.test, budget, task.evals, config.budget == "equivalent", device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=config.profile,
+                     batch_size=task.batch, max_samples=budget, device=device, progress=False, seed=seed,
+                     fixed_batch=config.fixed_batch, tensorboard=False, lr_scheduler=sched,
+                     lr_scheduler_interval="samples", budget=config.budget, callbacks=[evals],
+                     max_micro_batch=task.max_micro_batch, history_in_memory=16,
+                     probe_throughput=False if config.fixed_batch is not None else None)
+    if not evals.curve or evals.curve[-1]["progress"] < 1.0 - 1e-6:  # stopped early (the 4x sample cap)
+        last = evals.last
+        evals.point(last, last["equivalent_samples"] if evals.equivalent else last["samples"])
+    return {
+        "task": task.name, "method": method, "seed": seed, "label": config.label, "profile": config.profile.name,
+        "policy": None if config.fixed_batch is not None else config.profile.policy,
+        "fixed_batch": config.fixed_batch, "lr": task.lr * config.lr_mult, "initial_batch": task.batch,
+        "budget_samples": budget, "budget": config.budget, "stopped_by": result.stopped_by,
+        "final_accuracy": evals.curve[-1]["accuracy"], "samples": result.samples, "steps": result.steps,
+        "equivalent_samples": result.equivalent_samples,
+        "train_time_s": evals.curve[-1]["train_time"], "curve": evals.curve, "trajectory": evals.trajectory,
+        "noise": _thin(evals.noise), "changes": evals.changes,
+        "batch_range": [min(b for b, _ in evals.trajectory), max(b for b, _ in evals.trajectory)],
+    }

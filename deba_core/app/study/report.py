@@ -1,0 +1,165 @@
+"""``results.json`` and ``results.md``: per task the target, the physical limit, and each method's
+costs to the target and paired speedups (modelled and measured) with bootstrap 90 % intervals."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from deba.app.study.analysis import (bootstrap_mean, cost_to_target, modelled_time, plateau_gain, plateau_target)
+from deba.app.study.ceiling import goodput_ceiling, throughput_bound
+from deba.app.study.spec import METHODS, Preset
+from deba.errors import DebaConfigError
+
+__all__ = ["analyse", "machine", "markdown", "summary"]
+
+
+def machine() -> dict[str, Any]:
+    """What the study ran on."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _load(out: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))]
+    if not cells:
+        raise DebaConfigError.single("out", str(out), "holds no study results (cells/*/*.json)")
+    tables = {p.stem: json.loads(p.read_text()) for p in sorted((out / "throughput").glob("*.json"))}
+    return cells, tables
+
+
+def _speedups(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any]], target: float,
+              table: Mapping[str, float], key: str) -> tuple[float | None, float | None, float | None]:
+    by_seed = {r["seed"]: cost_to_target(r, target, table) for r in base}
+    ratios = []
+    for r in runs:
+        mine, theirs = cost_to_target(r, target, table), by_seed.get(r["seed"])
+        if mine is not None and theirs is not None and mine[key] > 0:
+            ratios.append(theirs[key] / mine[key])
+    return bootstrap_mean(ratios)
+
+
+def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], target: float,
+         table: Mapping[str, float], ceiling: float | None) -> dict[str, Any]:
+    costs = [c for r in runs if (c := cost_to_target(r, target, table)) is not None]
+    accs = [100 * r["final_accuracy"] for r in runs]
+    mean = lambda key: statistics.fmean(c[key] for c in costs) if costs else None  # noqa: E731
+    row = {
+        "label": runs[0].get("label"), "seeds": len(runs), "reached_target": len(costs),
+        "final_accuracy_pct": [statistics.fmean(accs), statistics.pstdev(accs) if len(accs) > 1 else 0.0],
+        "to_target": {k: mean(k) for k in ("samples", "steps", "train_time_s", "modelled_time_s")},
+        "samples": statistics.fmean(r["samples"] for r in runs), "steps": statistics.fmean(r["steps"] for r in runs),
+        "batch_range": [min(r["batch_range"][0] for r in runs), max(r["batch_range"][1] for r in runs)],
+    }
+    for name in ("fixed-small", "fixed-best"):
+        if cells.get(name):
+            row[f"modelled_speedup_vs_{name}"] = _speedups(runs, cells[name], target, table, "modelled_time_s")
+            row[f"measured_speedup_vs_{name}"] = _speedups(runs, cells[name], target, table, "train_time_s")
+    s = row.get("modelled_speedup_vs_fixed-small", (None,))[0]
+    row["share_of_ceiling"] = None if s is None or not ceiling else s / ceiling
+    return row
+
+
+def _task(name: str, cells: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, Any]:
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        by_method.setdefault(c["method"], []).append(c)
+    base = by_method.get("fixed-small", [])
+    if not base:
+        return {}
+    sps = table["samples_per_s"]
+    target = plateau_target(base)
+    b0, budget = base[0]["initial_batch"], base[0]["budget_samples"]
+    reach = [c["progress"] for r in base if (c := cost_to_target(r, target, sps)) is not None]
+    upto = statistics.median(reach) if reach else 1.0
+    ceiling = goodput_ceiling(base, sps, b0, budget, upto=upto)
+    rows = {m: _row(runs, by_method, target, sps, ceiling) for m, runs in by_method.items() if m in METHODS}
+    return {"target_accuracy_pct": 100 * target, "plateau_gain_pct": statistics.fmean(100 * plateau_gain(r) for r in base),
+            "initial_batch": b0, "budget_samples": budget, "throughput": table,
+            "throughput_bound": throughput_bound(sps, b0), "goodput_ceiling": ceiling,
+            "goodput_ceiling_full_run": goodput_ceiling(base, sps, b0, budget), "ceiling_upto": upto,
+            "methods": {m: rows[m] for m in METHODS if m in rows}}
+
+
+def analyse(out: Path) -> dict[str, Any]:
+    """Every figure of the study in ``out``, and every cell with its cost to the target."""
+    cells, tables = _load(out)
+    tasks = list(dict.fromkeys(c["task"] for c in cells))
+    result: dict[str, Any] = {"tasks": {}, "targets": {}, "throughput": tables, "cells": []}
+    for name in tasks:
+        mine = [c for c in cells if c["task"] == name]
+        if name not in tables:
+            continue
+        t = _task(name, mine, tables[name])
+        if not t:
+            continue
+        result["tasks"][name] = t
+        result["targets"][name] = t["target_accuracy_pct"]
+        sps = tables[name]["samples_per_s"]
+        for c in mine:
+            cost = cost_to_target(c, t["target_accuracy_pct"] / 100, sps)
+            result["cells"].append({**c, "reached_target": cost is not None, "to_target": cost,
+                                    "modelled_time_s": modelled_time(c["trajectory"], sps)})
+    return result
+
+
+def _ci(x: Sequence[float | None] | None) -> str:
+    if not x or x[0] is None:
+        return "-"
+    m, lo, hi = x
+    return f"{m:.2f}x [{lo:.2f}, {hi:.2f}]"
+
+
+def markdown(analysis: Mapping[str, Any]) -> str:
+    """The headline table, one block per task."""
+    lines = []
+    for name, t in analysis["tasks"].items():
+        tp = t["throughput"]
+        spread = ", ".join(f"{b}: {v:.0f} ({tp['low'][b]:.0f}-{tp['high'][b]:.0f})" for b, v in tp["samples_per_s"].items())
+        lines += [f"### {name}", "",
+                  f"Target {t['target_accuracy_pct']:.2f} % (fixed-small plateau - 0.3; its last 20 % gained "
+                  f"{t['plateau_gain_pct']:.2f} points). Throughput bound {t['throughput_bound']:.2f}x, goodput ceiling "
+                  f"{(t['goodput_ceiling'] or float('nan')):.2f}x to the target ({(t['goodput_ceiling_full_run'] or float('nan')):.2f}x "
+                  f"over the whole run). Samples/s (median, range over {tp['rounds']} rounds): {spread}.", "",
+                  "| method | reached | final acc % | samples to target | steps to target | measured s | modelled s | "
+                  "modelled speedup vs fixed-small [90 % CI] | measured speedup | vs fixed-best (modelled) | share of ceiling | batch |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m, r in t["methods"].items():
+            tt = r["to_target"]
+            f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+            share = "-" if r["share_of_ceiling"] is None else f"{100 * r['share_of_ceiling']:.0f} %"
+            lines.append(
+                f"| {m} | {r['reached_target']}/{r['seeds']} | {r['final_accuracy_pct'][0]:.2f} ± {r['final_accuracy_pct'][1]:.2f} | "
+                f"{f(tt['samples'])} | {f(tt['steps'])} | {f(tt['train_time_s'], 1)} | {f(tt['modelled_time_s'], 2)} | "
+                f"{_ci(r.get('modelled_speedup_vs_fixed-small'))} | {_ci(r.get('measured_speedup_vs_fixed-small'))} | "
+                f"{_ci(r.get('modelled_speedup_vs_fixed-best'))} | {share} | {r['batch_range'][0]}-{r['batch_range'][1]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary(out: Path, preset: Preset, command: str) -> dict[str, Any]:
+    """Analyse, plot and write ``results.json`` and ``results.md`` into ``out``."""
+    from deba.app.study.plots import plot_all
+
+    analysis = analyse(out)
+    analysis.update({"preset": asdict(preset), "command": command, "machine": machine(),
+                     "written": time.strftime("%Y-%m-%d %H:%M:%S")})
+    truth = out / "truth"
+    if truth.exists():
+        analysis["noise_truth"] = {p.stem: json.loads(p.read_text()) for p in sorted(truth.glob("*.json"))}
+    plots = plot_all(out, analysis)
+    (out / "results.json").write_text(json.dumps(analysis, indent=1, default=str))
+    md = [f"# Study results: preset `{preset.name}`", "", preset.note, "", f"Command: `{command}`", "",
+          f"Machine: {analysis['machine']}", "", markdown(analysis)]
+    md += [f"![{p.stem}]({p.name})" for p in plots]
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    return analysis

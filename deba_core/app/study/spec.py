@@ -92,10 +92,10 @@ PRESETS: dict[str, Preset] = {
         "small",
         (
             # Samples/s grow ~2-3x from batch 32 to 512 here: the trade-off is real.
-            Task("fashion-mlp", "fashion-mnist", "small-mlp", 28, 1, None, None, epochs=12, batch=32),
-            # ResNet-18's layout at width 16 on a subset; throughput grows ~1.5x with the batch.
-            Task("fashion-resnet", "fashion-mnist", "small-resnet", 32, 1, 8000, None, epochs=10, batch=32,
-                 lr=0.05),
+            Task("fashion-mlp", "fashion-mnist", "small-mlp", 28, 1, None, None, epochs=20, batch=32),
+            # torchvision's ResNet-18 (its stride-2 stem and pooling make 32x32 cheap) on a subset;
+            # throughput grows ~1.4x from batch 32 to 256 here.
+            Task("fashion-resnet", "fashion-mnist", "resnet18", 32, 3, 5000, None, epochs=8, batch=32, lr=0.05),
             # The no-harm case: this CNN runs *slower* per sample at larger batches on a CPU.
             Task("fashion-cnn", "fashion-mnist", "small-cnn", 32, 1, 12000, None, epochs=8, batch=32),
         ),

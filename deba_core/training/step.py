@@ -223,16 +223,52 @@ class StepEngine:
         return self._conclude(obs, result, t0)
 
     def observe(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> StepOutcome:
-        """Manual mode: the user ran backward on ``batch_size`` samples; observe ``.grad`` and decide."""
+        """Manual mode: the user (or a framework) ran backward on ``batch_size`` samples; observe
+        ``.grad`` and decide.
+
+        Under DDP (``dist``) ``loss`` and ``batch_size`` are this rank's and the gradient in ``.grad``
+        is the reduced one (as DDP leaves it): the loss and the sizes are summed over the ranks
+        first, so every rank observes the same step. A forward and backward run inside
+        :meth:`measuring` give a noise measurement from per-sample norms where they apply.
+        """
         t0 = self._start_step()
-        value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else loss
+        value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else float(loss)
+        small = self._external_small(batch_size)
+        if self.dist is not None:
+            sq, b, c = small if small is not None else (0.0, 0.0, 0)
+            loss_sum, n, sq, b, c = self.dist.sum([value * batch_size, float(batch_size), sq, b, float(c)])
+            value, batch_size, small = loss_sum / max(n, 1.0), int(round(n)), (sq, b, int(round(c)))
+        if small is not None and small[2] >= 2:
+            fields = {**fields, "small_batch": small[1] / small[2], "small_grad_sq": small[0] / small[2]}
         where = {"step": self.steps + 1, "samples": self.samples + batch_size, **fields}
-        reading = self._read_norm_now()
+        reading = self._read_norm_now() or "small_batch" in fields
         t1 = time.perf_counter()
         obs = self.probe.observe(value, batch_size, sketch=self._sketch, norm=reading, **where)
         if reading:
             self.norm_plan.record(time.perf_counter() - t1)
         return self._conclude(obs, None, t0)
+
+    def measuring(self) -> contextlib.AbstractContextManager:
+        """Manual mode: wrap the forward and backward you run. On a noise measurement step of a model
+        made of linear layers it reads per-sample gradient norms (no split needed); otherwise it
+        does nothing. :meth:`observe` then uses what it read."""
+        self._ext_measuring = self.per_sample is not None and self.precision.scaler is None and self._measure_now()
+        if not self._ext_measuring:
+            return contextlib.nullcontext()
+        self.per_sample.take()  # nothing left over from an interrupted step
+        return self.per_sample
+
+    def _external_small(self, batch_size: int) -> tuple[float, float, int] | None:
+        """``(sum of |g_i|^2, samples, count)`` from the per-sample norms :meth:`measuring` read."""
+        if not getattr(self, "_ext_measuring", False):
+            return None
+        self._ext_measuring = False
+        v = self.per_sample.take()
+        self.deba_seconds += self.per_sample.take_seconds()
+        if v is None or v.numel() != batch_size or batch_size < 2:
+            return None
+        n = batch_size  # the mean loss's backward leaves g_i / n per sample
+        return float(v.sum()) * n * n, float(n), n
 
     def end_epoch(self) -> Decision:
         """Close the epoch in the scheduler (``interval: epoch`` decides here); resizes the sampler."""

@@ -98,9 +98,9 @@ def choose_best(sweep: Sequence[Mapping[str, Any]], target: float, table: Mappin
     if reached:
         t, (k, rule) = min(reached)
         return k, rule, f"fastest to the target ({100 * target:.2f} %) in modelled time ({t:.2f} s) on seed 0"
-    best = max(sweep, key=lambda r: r["final_accuracy"])
+    best = max(sweep, key=lambda r: -1.0 if r["final_accuracy"] is None else r["final_accuracy"])
     k, rule = parse(best)
-    return k, rule, f"none reached the target on seed 0; most accurate ({100 * best['final_accuracy']:.2f} %)"
+    return k, rule, f"none reached the target on seed 0; most accurate ({100 * (best['final_accuracy'] or 0):.2f} %)"
 
 
 def bootstrap_mean(values: Sequence[float], n: int = 2000, level: float = 0.9, seed: int = 0

@@ -18,7 +18,7 @@ import torch
 from deba.app.study.methods import MethodConfig
 from deba.app.study.spec import Task
 from deba.training.callbacks import Callback
-from deba.training.fit import evaluate, fit
+from deba.training.fit import NonFiniteTraining, evaluate, fit
 
 __all__ = ["EvalEvery", "build_model", "build_optimizer", "run_cell"]
 
@@ -101,25 +101,49 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
     # Cosine over the budget, stepped once per B0 samples of the budget's clock (so it ends with it).
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, nominal) / nominal)))
     evals = EvalEvery(model, data.test, budget, task.evals, config.budget == "equivalent", device)
+    diverged = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=config.profile,
+        try:
+            result = fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=config.profile,
                      batch_size=task.batch, max_samples=budget, device=device, progress=False, seed=seed,
                      fixed_batch=config.fixed_batch, tensorboard=False, lr_scheduler=sched,
                      lr_scheduler_interval="samples", budget=config.budget, callbacks=[evals],
                      max_micro_batch=task.max_micro_batch, history_in_memory=16,
                      probe_throughput=False if config.fixed_batch is not None else None)
-    if not evals.curve or evals.curve[-1]["progress"] < 1.0 - 1e-6:  # stopped early (the 4x sample cap)
-        last = evals.last
+        except NonFiniteTraining as exc:  # a method that diverges is recorded as such, never averaged in
+            diverged, result = str(exc).split(". ")[0], None
+    last = evals.last
+    if diverged is None and (not evals.curve or evals.curve[-1]["progress"] < 1.0 - 1e-6):  # the 4x sample cap
         evals.point(last, last["equivalent_samples"] if evals.equivalent else last["samples"])
+    if diverged is not None:
+        return _diverged(task, method, config, seed, budget, evals, diverged)
     return {
         "task": task.name, "method": method, "seed": seed, "label": config.label, "profile": config.profile.name,
         "policy": None if config.fixed_batch is not None else config.profile.policy,
         "fixed_batch": config.fixed_batch, "lr": task.lr * config.lr_mult, "initial_batch": task.batch,
-        "budget_samples": budget, "budget": config.budget, "stopped_by": result.stopped_by,
+        "budget_samples": budget, "budget": config.budget, "stopped_by": result.stopped_by, "diverged": None,
         "final_accuracy": evals.curve[-1]["accuracy"], "samples": result.samples, "steps": result.steps,
         "equivalent_samples": result.equivalent_samples,
         "train_time_s": evals.curve[-1]["train_time"], "curve": evals.curve, "trajectory": evals.trajectory,
         "noise": _thin(evals.noise), "changes": evals.changes,
         "batch_range": [min(b for b, _ in evals.trajectory), max(b for b, _ in evals.trajectory)],
+    }
+
+
+def _diverged(task: Task, method: str, config: MethodConfig, seed: int, budget: int, evals: EvalEvery,
+              why: str) -> dict[str, Any]:
+    """The record of a run that diverged: its curve up to then, no final accuracy."""
+    last = evals.last or {"samples": 0, "step": 0, "equivalent_samples": 0.0, "train_time": 0.0}
+    return {
+        "task": task.name, "method": method, "seed": seed, "label": config.label, "profile": config.profile.name,
+        "policy": None if config.fixed_batch is not None else config.profile.policy,
+        "fixed_batch": config.fixed_batch, "lr": task.lr * config.lr_mult, "initial_batch": task.batch,
+        "budget_samples": budget, "budget": config.budget, "stopped_by": "diverged", "diverged": why,
+        "final_accuracy": None, "samples": last["samples"], "steps": last["step"],
+        "equivalent_samples": last["equivalent_samples"], "train_time_s": last["train_time"] - evals.eval_seconds,
+        "curve": evals.curve, "trajectory": evals.trajectory or [[task.batch, 0]], "noise": _thin(evals.noise),
+        "changes": evals.changes,
+        "batch_range": [min(b for b, _ in evals.trajectory), max(b for b, _ in evals.trajectory)] if evals.trajectory
+        else [task.batch, task.batch],
     }

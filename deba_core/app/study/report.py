@@ -51,10 +51,11 @@ def _speedups(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any
 def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], target: float,
          table: Mapping[str, float], ceiling: float | None) -> dict[str, Any]:
     costs = [c for r in runs if (c := cost_to_target(r, target, table)) is not None]
-    accs = [100 * r["final_accuracy"] for r in runs]
+    accs = [100 * r["final_accuracy"] for r in runs if r["final_accuracy"] is not None] or [float("nan")]
     mean = lambda key: statistics.fmean(c[key] for c in costs) if costs else None  # noqa: E731
     row = {
         "label": runs[0].get("label"), "seeds": len(runs), "reached_target": len(costs),
+        "diverged": sum(1 for r in runs if r.get("diverged")),
         "final_accuracy_pct": [statistics.fmean(accs), statistics.pstdev(accs) if len(accs) > 1 else 0.0],
         "to_target": {k: mean(k) for k in ("samples", "steps", "train_time_s", "modelled_time_s")},
         "samples": statistics.fmean(r["samples"] for r in runs), "steps": statistics.fmean(r["steps"] for r in runs),
@@ -137,8 +138,9 @@ def markdown(analysis: Mapping[str, Any]) -> str:
             tt = r["to_target"]
             f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
             share = "-" if r["share_of_ceiling"] is None else f"{100 * r['share_of_ceiling']:.0f} %"
+            reached = f"{r['reached_target']}/{r['seeds']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
             lines.append(
-                f"| {m} | {r['reached_target']}/{r['seeds']} | {r['final_accuracy_pct'][0]:.2f} ± {r['final_accuracy_pct'][1]:.2f} | "
+                f"| {m} | {reached} | {r['final_accuracy_pct'][0]:.2f} ± {r['final_accuracy_pct'][1]:.2f} | "
                 f"{f(tt['samples'])} | {f(tt['steps'])} | {f(tt['train_time_s'], 1)} | {f(tt['modelled_time_s'], 2)} | "
                 f"{_ci(r.get('modelled_speedup_vs_fixed-small'))} | {_ci(r.get('measured_speedup_vs_fixed-small'))} | "
                 f"{_ci(r.get('modelled_speedup_vs_fixed-best'))} | {share} | {r['batch_range'][0]}-{r['batch_range'][1]} |")

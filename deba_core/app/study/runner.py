@@ -173,7 +173,8 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] | None = No
             rec = {**run_cell(task, method, config, seed, data, device), "overrides": overrides if method == "deba" else {}}
         write_json(path, rec)
         records.append(rec)
-        log(f"[{i}/{len(cells)}] {task.name:15s} {method:16s} seed {seed}: acc {100 * rec['final_accuracy']:.2f}% "
+        acc = "diverged" if rec["final_accuracy"] is None else f"{100 * rec['final_accuracy']:.2f}%"
+        log(f"[{i}/{len(cells)}] {task.name:15s} {method:16s} seed {seed}: acc {acc} "
             f"steps {rec['steps']:6d} samples {rec['samples']:8d} train {rec['train_time_s']:.1f}s "
             f"batch {rec['batch_range'][0]}-{rec['batch_range'][1]}")
     return records

@@ -40,6 +40,7 @@ cannot replace the DataLoader's sampler or run micro-batches inside the step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from pathlib import Path
@@ -367,9 +368,13 @@ class DebaTrainer(Trainer):
             return self._prepare_inputs(collator([dataset[i] for i in idx]))
 
         p = self.deba_profile
-        probe_throughput(engine.model, engine.forward_loss, make_batch,
-                         startup_sizes(self.deba_scheduler.batch_size, p.max_batch, p.granularity, world),
-                         self.deba_scheduler.throughput, cap=engine.max_micro_batch)
+        # Under DDP every probe pass runs without gradient sync (no collective in the probe), and
+        # with no time cut-off: ranks on their own clocks would stop at different sizes.
+        with engine.no_sync() if world > 1 else contextlib.nullcontext():
+            probe_throughput(engine.model, engine.forward_loss, make_batch,
+                             startup_sizes(self.deba_scheduler.batch_size, p.max_batch, p.granularity, world),
+                             self.deba_scheduler.throughput, cap=engine.max_micro_batch,
+                             max_seconds=float("inf") if world > 1 else 5.0)
 
     def _deba_flush_record(self) -> None:
         """Write the step's record once the optimizer step ran (so it holds the LR really used)."""

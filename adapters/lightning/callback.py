@@ -93,7 +93,8 @@ class DebaCallback(pl.Callback):
                  epochs: int | None = None, max_samples: int | None = None, budget: str = "auto",
                  probe_throughput: bool | None = None, history_dir: str | None = None,
                  max_grad_norm: float | None = None, seed: int = 0, nonfinite_abort: int | None = None) -> None:
-        check_options(budget, epochs, max_samples, max_micro_batch, max_grad_norm)
+        check_options(budget, epochs, max_samples, max_micro_batch, max_grad_norm, probe_throughput=probe_throughput,
+                      seed=seed, nonfinite_abort=nonfinite_abort)
         self.options = {"profile": profile, "strategy": strategy, "strategy_options": strategy_options,
                         "policy": policy, "throughput": throughput, "probe": probe_throughput}
         self.max_micro_batch, self.epochs, self.max_samples, self.budget_kind = max_micro_batch, epochs, max_samples, budget
@@ -193,8 +194,13 @@ class DebaCallback(pl.Callback):
         """With the DebaModule mixin the engine runs the step: the module's loss, Lightning's backward,
         DDP's ``no_sync`` (DEBA reduces the gradient once itself)."""
         if not getattr(module, "_deba_runs_steps", False):
-            if self.engine.per_sample is not None and "16" in str(trainer.precision) and "bf16" not in str(trainer.precision):
-                self.engine.per_sample = None  # the hooks would see fp16-scaled output gradients
+            scaler = getattr(trainer.precision_plugin, "scaler", None)
+            if scaler is not None:
+                # Lightning scales and unscales; DEBA only needs to know that an overflow is the
+                # GradScaler's skip, not a non-finite training step (and per-sample hooks would see
+                # scaled output gradients, so they are off).
+                self.engine.precision = _LightningScaler(scaler)
+                self.engine.per_sample = None
             return
         engine = self.engine
         engine.forward_loss = module.deba_loss
@@ -230,6 +236,7 @@ class DebaCallback(pl.Callback):
         self._out = None
         if getattr(pl_module, "_deba_runs_steps", False):
             return
+        self.engine.start_step()  # the step time covers Lightning's forward, backward and optimizer step
         ctx = self.engine.measuring()
         ctx.__enter__()
         self._step = {"n": batch_len(batch), "ctx": ctx, "loss": None}
@@ -243,8 +250,10 @@ class DebaCallback(pl.Callback):
         if not step:
             return  # the mixin's step: the engine has observed it already
         step["ctx"].__exit__(None, None, None)
-        loss = step["loss"] if step["loss"] is not None else torch.tensor(float("nan"))
-        self._out = self.engine.observe(loss, step["n"], epoch=self.sampler.epoch)
+        if step["loss"] is None:  # training_step returned None: Lightning skips the step, so does DEBA
+            self._skipped(step["n"])
+            return
+        self._out = self.engine.observe(step["loss"], step["n"], epoch=self.sampler.epoch)
 
     def run_module_step(self, module: pl.LightningModule, batch: Any) -> torch.Tensor:
         """The DebaModule mixin's step: the engine runs forward/backward, then the optimizer steps."""
@@ -267,6 +276,7 @@ class DebaCallback(pl.Callback):
         out, self._out = self._out, None
         if self._step:  # Lightning skipped the optimizer step (training_step returned None)
             self._step["ctx"].__exit__(None, None, None)
+            self._skipped(self._step["n"])
             self._step = {}
         if out is None:
             return
@@ -280,6 +290,12 @@ class DebaCallback(pl.Callback):
                                     "non-finite losses or gradients; check the learning rate and the data")
         if self.budget_done():
             trainer.should_stop = True
+
+    def _skipped(self, n_local: int) -> None:
+        """A batch Lightning trained on without a step: its samples are used, nothing is observed."""
+        world = 1 if self.engine.dist is None else self.engine.dist.world
+        self.sampler.mark_consumed(n_local * world)
+        self.scheduler.hold("training_step returned None: Lightning skipped the step")
 
     def _log(self, module: pl.LightningModule, out: StepOutcome) -> None:
         d = out.decision
@@ -368,6 +384,27 @@ class DebaCallback(pl.Callback):
             self.engine.coupler.factor = self.engine.lr_factor
         if self.history is not None:
             self.history.start(resumed_records=int(state.get("history_records", 0)))
+
+
+class _LightningScaler:
+    """The engine's view of Lightning's GradScaler: gradients arrive unscaled; overflow means a skip."""
+
+    enabled = False
+
+    def __init__(self, scaler: Any) -> None:
+        self.scaler = scaler
+
+    def scale(self) -> float:
+        return 1.0  # Lightning unscaled before on_before_optimizer_step
+
+    def unscale(self, optimizer: Any) -> None:
+        """Nothing: Lightning's precision plugin unscales."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the scaler's state is in Lightning's checkpoint
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore here (Lightning restores its scaler)."""
 
 
 def _training_step_loss(module: pl.LightningModule) -> Callable[[Any], torch.Tensor]:

@@ -10,11 +10,17 @@ from deba.errors import DebaConfigError
 __all__ = ["check_options", "check_trainer", "guard_stepping_batches", "unguard_stepping_batches"]
 
 
-def check_options(budget: Any, epochs: Any, max_samples: Any, max_micro_batch: Any, max_grad_norm: Any) -> None:
+def check_options(budget: Any, epochs: Any, max_samples: Any, max_micro_batch: Any, max_grad_norm: Any, *,
+                  probe_throughput: Any = None, seed: Any = 0, nonfinite_abort: Any = None) -> None:
     """The callback's own arguments."""
     if budget not in ("auto", "equivalent", "samples"):
         raise DebaConfigError.single("budget", budget, "must be 'auto', 'equivalent' or 'samples'")
-    for name, value in (("epochs", epochs), ("max_samples", max_samples), ("max_micro_batch", max_micro_batch)):
+    if probe_throughput is not None and not isinstance(probe_throughput, bool):
+        raise DebaConfigError.single("probe_throughput", probe_throughput, "must be True, False or None")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DebaConfigError.single("seed", seed, "must be an int >= 0")
+    for name, value in (("epochs", epochs), ("max_samples", max_samples), ("max_micro_batch", max_micro_batch),
+                        ("nonfinite_abort", nonfinite_abort)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise DebaConfigError.single(name, value, "must be an int >= 1 or None")
     if max_grad_norm is not None and (isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float))
@@ -43,6 +49,11 @@ def check_trainer(trainer: Any, module: Any) -> None:
             "use_distributed_sampler", True, "must be False under DDP: Lightning would replace DEBA's sampler, which "
             "already gives each rank its shard of the global batch",
             remedy="Trainer(..., use_distributed_sampler=False) and deba_dataloader(...) in train_dataloader().")
+    if not module.automatic_optimization and not getattr(module, "_deba_runs_steps", False):
+        raise DebaConfigError.single(
+            "automatic_optimization", False, "needs the DebaModule mixin: in your own manual optimization DEBA cannot "
+            "see which batches make up an optimizer step",
+            remedy="Mix in deba.adapters.lightning.DebaModule (implement deba_loss), or use automatic optimization.")
     precision = str(trainer.precision)
     if "16" in precision and "bf16" not in precision and getattr(module, "_deba_runs_steps", False):
         raise DebaConfigError.single(

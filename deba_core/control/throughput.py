@@ -5,7 +5,8 @@ steps after a size change (warm caches, allocator growth, compile) are dropped; 
 rest is the measurement. Between the visited sizes the step time ``t(B) = B / T(B)`` is
 interpolated linearly between the two neighbours (step time is close to ``a + c B`` locally, and a
 single line over all sizes misfits where per-sample cost changes with the batch, as on a CPU whose
-caches a larger batch overflows); beyond them it follows the line through the two nearest sizes.
+caches a larger batch overflows); beyond them it follows the line through the two nearest sizes,
+but beyond the largest size never predicts more samples/s than measured there.
 Beyond the memory cap a batch runs as micro-batches, so ``T(B) ~ T(cap)``. A fixed ``table`` (batch ->
 samples/s) replaces all of this, which makes decisions a pure function of the observations.
 
@@ -135,6 +136,9 @@ class ThroughputModel:
         if batch < sizes[0]:
             # below the smallest size a step costs no less than the same throughput would give
             t = max(t, times[0] * batch / sizes[0])
+        if batch > sizes[-1]:
+            # beyond the largest size, never faster per sample than there (no optimistic extrapolation)
+            t = max(t, times[-1] * batch / sizes[-1])
         return max(t, 1e-12)
 
     def samples_per_second(self, batch: int) -> float | None:

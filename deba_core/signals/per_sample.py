@@ -53,18 +53,21 @@ class PerSampleNorms:
         self._total: torch.Tensor | None = None
         self.failed = False  # an input shape it cannot handle was seen
         self._seconds = 0.0  # time spent in the hooks since take_seconds()
+        self._seen: set[int] = set()  # layers tapped since the last take()
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
         """Whether every trainable parameter is a linear layer's and no layer couples samples."""
         if any(isinstance(m, _BATCH_COUPLING) for m in model.modules()):
             return False
-        linear = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters(recurse=False)}
+        owned = [id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters(recurse=False)]
+        if len(owned) != len(set(owned)):
+            return False  # a weight tied between layers: its per-sample gradient has cross terms
         params = [p for p in model.parameters() if p.requires_grad]
-        return bool(params) and all(id(p) in linear for p in params)
+        return bool(params) and all(id(p) in set(owned) for p in params)
 
     def __enter__(self) -> "PerSampleNorms":
-        self._total, self.failed = None, False
+        self._total, self.failed, self._seen = None, False, set()
         self._handles = [m.register_forward_hook(self._forward) for m in self.layers]
         return self
 
@@ -82,6 +85,7 @@ class PerSampleNorms:
         """The per-sample squared norms collected since the last call (``None`` when none or failed)."""
         out, self._total = self._total, None
         failed, self.failed = self.failed, False
+        self._seen = set()
         return None if failed else out
 
     def _forward(self, module: nn.Linear, inputs: tuple[Any, ...], output: Any) -> Any:
@@ -98,6 +102,10 @@ class PerSampleNorms:
         if a is None or a.dim() < 2:
             self.failed = True
             return None
+        if id(module) in self._seen:
+            self.failed = True  # a layer used twice in one pass: its per-sample gradient has cross terms
+            return None
+        self._seen.add(id(module))
         has_w = module.weight.requires_grad
         has_b = module.bias is not None and module.bias.requires_grad
         # A tap (identity with a backward that reads the gradient) replaces the output, so an

@@ -110,6 +110,20 @@ class GradientProbe:
         device = grads[0].device
         return torch.stack([p.to(device) for p in parts]).sum().sqrt()
 
+    @staticmethod
+    def _cheap_finite(grads: list[torch.Tensor], limit: int = 1 << 20) -> bool:
+        """Finiteness of the small gradients at both ends of the model (without reading the rest).
+
+        A NaN or inf raised anywhere in backward flows into the gradients of the layers nearer the
+        input, which backward reaches last, and a non-finite loss gradient shows at the output
+        layer: the first and last parameters (the first few, skipping ones over ``limit`` entries,
+        such as an embedding table) catch it at a tiny cost.
+        """
+        ends = [g for g in grads[:4] if g.numel() <= limit][:1] + [g for g in grads[-2:] if g.numel() <= limit]
+        if not ends:
+            return True
+        return bool(torch.stack([torch.isfinite(g).all() for g in ends]).all())
+
     def sketch(self) -> torch.Tensor:
         """The sketch of the current ``.grad`` values, as a float32 tensor on the first grad's device."""
         pieces = []
@@ -169,8 +183,9 @@ class GradientProbe:
         Args:
             sketch: read the sketch (``False``: an empty sketch).
             norm: read the total norm, which reads every gradient entry (``False``: ``norm`` is
-                ``None`` and finiteness is not checked, so ``finite`` is ``True``; the step engine
-                skips the read on some steps of large models, docs/design.md "Overhead").
+                ``None`` and finiteness is checked on the gradients at both ends of the model only,
+                see :meth:`_cheap_finite`; the step engine skips the full read on some steps of
+                large models, docs/design.md "Overhead").
         """
         grads = []
         for p in self.params:
@@ -182,7 +197,8 @@ class GradientProbe:
             return GradientSnapshot(0.0, np.zeros(self.sketch_size if sketch else 0), True, 0)
         if not norm:
             picked = self.sketch().double().cpu().numpy() if sketch else np.zeros(0)
-            return GradientSnapshot(None, picked, bool(np.isfinite(picked).all()), len(grads))
+            return GradientSnapshot(None, picked, self._cheap_finite(grads) and bool(np.isfinite(picked).all()),
+                                    len(grads))
         total_norm = self._norm(grads)
         if not sketch:
             total = float(total_norm)

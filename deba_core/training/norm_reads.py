@@ -8,8 +8,9 @@ step's: the engine reads it every ``j`` steps, with ``j`` set so that the reads 
 ``|g_B|^2``), under an fp16 GradScaler (its skip logic reads finiteness), under DDP, on the first
 step of every interval (so each interval has a norm), and on every step when decisions do not
 already depend on measured timings (the published ``stability`` rule, a fixed ``throughput=``
-table), so those stay a pure function of the observations. On the other steps finiteness comes from
-the loss: a non-finite gradient under a finite loss (rare outside fp16) is caught at the next read.
+table), so those stay a pure function of the observations. On the other steps finiteness is checked
+on the loss and on the small gradients at both ends of the model (a NaN raised in backward reaches
+the input-side layers; a non-finite loss gradient shows at the output layer), at a tiny cost.
 """
 
 from __future__ import annotations

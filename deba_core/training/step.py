@@ -174,6 +174,9 @@ class StepEngine:
         self._normal_own: list[float] = []  # ... and on recent other steps
         self._stride_cache: tuple[tuple[int, int], int] | None = None
         self._t_step: float | None = None  # start of the step in flight (throughput timing)
+        self._opened = False  # start_step() opened the step in flight (manual mode)
+        self._k_key: tuple[int, int] | None = None  # (batch, 50-step block) of the cached interval
+        self._k = 1
         self._scaler_skips = 0
         self.steps = 0
         self.samples = 0
@@ -231,7 +234,8 @@ class StepEngine:
         first, so every rank observes the same step. A forward and backward run inside
         :meth:`measuring` give a noise measurement from per-sample norms where they apply.
         """
-        t0 = self._start_step()
+        t0 = self._t_step if self._opened else self._start_step()
+        self._opened = False
         value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else float(loss)
         small = self._external_small(batch_size)
         if self.dist is not None:
@@ -278,6 +282,12 @@ class StepEngine:
             self.sampler.batch_size = decision.batch_size
         return decision
 
+    def start_step(self) -> None:
+        """Manual mode: the step's forward starts now (a framework calls this before its forward, so
+        the step time :meth:`observe` records covers forward, backward and the optimizer step)."""
+        self._start_step()
+        self._opened = True
+
     def _start_step(self) -> float:
         """Start timing a step; a previous step nobody closed (manual mode) is timed start to start."""
         now = time.perf_counter()
@@ -302,12 +312,20 @@ class StepEngine:
         if not self.measure_noise:
             return False
         # What a measurement step costs DEBA beyond an ordinary step (its reads of the halves or samples).
-        own = None
-        if self._measure_own:
-            normal = sorted(self._normal_own)[len(self._normal_own) // 2] if self._normal_own else 0.0
-            own = max(0.0, sorted(self._measure_own)[len(self._measure_own) // 2] - normal)
-        # With per-sample norms a measurement step is not split: only DEBA's own reads cost.
-        k = self.scheduler.measurement_interval(own, split=self.per_sample is None or self.dist is not None)
+        if not self.scheduler.needs_noise:
+            return False
+        key = (self.scheduler.batch_size, self.steps // 50)
+        if key != self._k_key:
+            own = None
+            if self._measure_own:
+                normal = sorted(self._normal_own)[len(self._normal_own) // 2] if self._normal_own else 0.0
+                own = max(0.0, sorted(self._measure_own)[len(self._measure_own) // 2] - normal)
+            # Only one process without per-sample norms splits a step; otherwise only DEBA's reads cost.
+            k = self.scheduler.measurement_interval(own, split=self.dist is None and self.per_sample is None)
+            if self.dist is not None:  # ranks time themselves: every rank measures on rank 0's steps
+                k = self.dist.broadcast_object(k if self.dist.is_main else None)
+            self._k_key, self._k = key, k
+        k = self._k
         return k is not None and (self.steps + 1) % k == 0
 
     def _read_norm_now(self) -> bool:
@@ -531,7 +549,8 @@ class StepEngine:
                 "lr_factor": self.lr_factor, "grad_scaler": self.precision.state_dict(),
                 "max_micro_batch": self.max_micro_batch, "oom_events": list(self.oom_events),
                 "deba_seconds": self.deba_seconds, "norm_reads": self.norm_plan.state_dict(),
-                "measurement_seconds": list(self._measure_own), "normal_seconds": list(self._normal_own)}
+                "measurement_seconds": list(self._measure_own), "normal_seconds": list(self._normal_own),
+                "measurement_interval": None if self._k_key is None else [list(self._k_key), self._k]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
@@ -549,5 +568,7 @@ class StepEngine:
             self._stride_cache = None
             self._measure_own = [float(x) for x in state.get("measurement_seconds", [])]
             self._normal_own = [float(x) for x in state.get("normal_seconds", [])]
+            k = state.get("measurement_interval")
+            self._k_key, self._k = (None, 1) if k is None else (tuple(k[0]), k[1])
         except (KeyError, TypeError, ValueError) as exc:
             raise DebaConfigError.single("state.engine", type(exc).__name__, f"is malformed ({exc})") from exc

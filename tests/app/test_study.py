@@ -78,6 +78,18 @@ def test_targets_costs_and_speedups_on_synthetic_cells():
     assert choose_best([slow, fast], 0.99, table)[:2] == (1, "linear"), "none reached: the most accurate"
 
 
+def test_a_seed_that_missed_the_target_counts_as_an_upper_bound_not_dropped():
+    from deba.app.study.report import _speedups
+
+    table = {"16": 1000.0}
+    base = [{"seed": s, "curve": _curve([0.5, 0.9]), "trajectory": [[16, 20]]} for s in (0, 1)]
+    fast = {"seed": 0, "curve": _curve([0.9, 0.9], steps_per_point=5), "trajectory": [[16, 10]], "train_time_s": 2.0}
+    miss = {"seed": 1, "curve": _curve([0.5, 0.6]), "trajectory": [[16, 40]], "train_time_s": 8.0}
+    mean, _, _, censored = _speedups([fast, miss], base, 0.85, table, "modelled_time_s")
+    # seed 0: 20 steps to target vs 5 -> 4x; seed 1 missed: 20 steps over its whole 40 -> <= 0.5x
+    assert censored == 1 and mean == pytest.approx((4.0 + 0.5) / 2)
+
+
 def test_the_ceiling_follows_the_measured_noise_scale():
     table = {"16": 1000.0, "32": 1800.0, "64": 3000.0}
     assert throughput_bound(table, 16) == pytest.approx(3.0)

@@ -65,3 +65,35 @@ def test_the_step_engine_measures_without_splitting_a_linear_model():
     out = engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))))
     assert out.result.micro_sizes == [32], "not split"
     assert out.obs.small_batch == 1.0 and out.obs.small_grad_sq > out.obs.grad_norm ** 2
+
+
+def test_a_reused_layer_or_tied_weight_is_not_read_wrongly():
+    lin = nn.Linear(4, 4)
+    twice = nn.Sequential(lin, nn.ReLU(), lin)
+    norms = PerSampleNorms(twice)
+    with norms:
+        twice(torch.randn(3, 4)).sum().backward()
+    assert norms.take() is None, "a layer used twice: cross terms, so no reading"
+    tied = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    tied[1].weight = tied[0].weight
+    assert not PerSampleNorms.supports(tied)
+
+
+def test_the_engines_small_estimate_is_the_mean_per_sample_squared_norm():
+    import deba
+    from deba.training.step import StepEngine, loss_of
+
+    torch.manual_seed(1)
+    model = _net(False)
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    want = []
+    for i in range(16):  # each sample's own gradient of its own loss
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+        want.append(sum(float(p.grad.double().square().sum()) for p in model.parameters()))
+    sched = deba.BatchScheduler(deba.load_profile("mlp").replace(policy="goodput", shares=None), initial_batch=16,
+                                throughput={8: 1000.0, 16: 1900.0})
+    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy))
+    obs = engine.run((x, y)).obs
+    assert obs.small_batch == 1.0
+    assert obs.small_grad_sq == pytest.approx(sum(want) / 16, rel=1e-4)

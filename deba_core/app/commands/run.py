@@ -35,6 +35,7 @@ from deba.app.commands.common import (
     model_for,
 )
 from deba.errors import DebaConfigError
+from deba.training.callbacks import Callback
 from deba.training.fit import FitResult, fit
 
 __all__ = ["explain", "parse_compare", "summarise"]
@@ -77,21 +78,33 @@ def explain(result: FitResult) -> str:
     return f"held at {decided[-1]['next_batch_size']}: {decided[-1]['reason']}"
 
 
-def _modelled(result: FitResult, table: dict[str, float]) -> float:
-    from deba.app.study.analysis import to_model
+class Trace(Callback):
+    """Every step's batch size, summed as modelled time and kept as changes (the in-memory history
+    of a run without ``log_dir`` holds only its last records)."""
 
-    tm = to_model(table)
-    return sum(r["batch_size"] / tm.samples_per_second(r["batch_size"]) for r in result.step_records())
+    def __init__(self, table: dict[str, float] | None) -> None:
+        from deba.app.study.analysis import to_model
+
+        self.tm = None if table is None else to_model(table)
+        self.modelled, self.sizes, self.changes = 0.0, set(), []
+
+    def on_step_end(self, record: dict[str, Any]) -> None:
+        b = record["batch_size"]
+        self.sizes.add(b)
+        if self.tm is not None:
+            self.modelled += b / self.tm.samples_per_second(b)
+        if record.get("changed"):
+            self.changes.append([record["samples"], record["next_batch_size"]])
 
 
-def summarise(name: str, result: FitResult, table: dict[str, float] | None = None) -> dict[str, Any]:
-    """One run's row: accuracy, steps, times (measured and, with ``table``, modelled), batch range, noise."""
-    steps = result.step_records()
-    sizes = [r["batch_size"] for r in steps]
+def summarise(name: str, result: FitResult, trace: Trace | None = None) -> dict[str, Any]:
+    """One run's row: accuracy, steps, times (measured and, with a ``trace``, modelled), batch range, noise."""
+    steps = result.step_records() if trace is None else []
+    sizes = sorted(trace.sizes) if trace is not None else [r["batch_size"] for r in steps]
     return {
         "method": name,
         "wall_time_s": round(result.wall_time, 3),
-        "modelled_time_s": None if table is None else _modelled(result, table),
+        "modelled_time_s": None if trace is None or trace.tm is None else trace.modelled,
         "final_accuracy": result.final.get("eval_accuracy"),
         "final_loss": result.final.get("eval_loss"),
         "optimizer_steps": result.steps,
@@ -99,8 +112,9 @@ def summarise(name: str, result: FitResult, table: dict[str, float] | None = Non
         "equivalent_epochs": result.equivalent_epochs,
         "batch_min": min(sizes) if sizes else None,
         "batch_max": max(sizes) if sizes else None,
-        "batch_changes": sum(1 for r in steps if r.get("changed")),
-        "trajectory": [[r["samples"], r["next_batch_size"]] for r in steps if r.get("changed")],
+        "batch_changes": len(trace.changes) if trace is not None else sum(1 for r in steps if r.get("changed")),
+        "trajectory": trace.changes if trace is not None else [[r["samples"], r["next_batch_size"]] for r in steps
+                                                               if r.get("changed")],
         "profile": result.profile.name,
         "noise_scale": result.noise_scale,
         "noise_scale_low": result.noise_scale_low,
@@ -134,7 +148,8 @@ def check_run_args(args: argparse.Namespace) -> None:
     parse_compare(args.compare, 1)  # the format only
 
 
-def _train(args, data, profile, out: Path | None, fixed: int | None, seed: int) -> FitResult:
+def _train(args, data, profile, out: Path | None, fixed: int | None, seed: int, trace: Trace | None = None
+           ) -> FitResult:
     """One ``deba.fit`` run from seed ``seed``'s weights: DEBA (``fixed=None``) or a fixed batch."""
     args_seed = argparse.Namespace(**{**vars(args), "seed": seed})
     model = model_for(args_seed, data)
@@ -151,7 +166,8 @@ def _train(args, data, profile, out: Path | None, fixed: int | None, seed: int) 
                strategy=args.strategy, epochs=args.epochs, batch_size=b0, eval_data=data.test, device=args.device,
                log_dir=out, progress=not args.no_progress, seed=seed, fixed_batch=fixed,
                max_micro_batch=args.max_micro_batch, tensorboard=False, lr_scheduler=sched,
-               lr_scheduler_interval="samples", probe_throughput=False if fixed is not None else None)
+               lr_scheduler_interval="samples", probe_throughput=False if fixed is not None else None,
+               callbacks=[trace] if trace is not None else [])
 
 
 def _table(args, data) -> dict[str, float]:
@@ -181,8 +197,9 @@ def _train_all(args, data, profile, out: Path, baselines: list[int], table
             fixed = None if name == "deba" else int(name.split("-")[1])
             first = seed == args.seed
             log = (out if name == "deba" else out / "baselines" / name) if first else None
-            res = _train(args, data, profile, log, fixed, seed)
-            rows[name].append(summarise(name, res, table))
+            trace = Trace(table)
+            res = _train(args, data, profile, log, fixed, seed, trace)
+            rows[name].append(summarise(name, res, trace))
             if first:
                 results[name] = res
     return rows, results

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from deba.app.study.analysis import (bootstrap_mean, cost_to_target, modelled_time, plateau_gain, plateau_target)
+from deba.app.study.analysis import bootstrap_mean, cost_to_target, modelled_time, plateau_gain, plateau_target
 from deba.app.study.ceiling import goodput_ceiling, throughput_bound
 from deba.app.study.spec import METHODS, Preset
 from deba.errors import DebaConfigError
@@ -37,15 +37,32 @@ def _load(out: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     return cells, tables
 
 
+def _full_run(record: Mapping[str, Any], table: Mapping[str, float], key: str) -> float:
+    return record["train_time_s"] if key == "train_time_s" else modelled_time(record["trajectory"], table)
+
+
 def _speedups(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any]], target: float,
-              table: Mapping[str, float], key: str) -> tuple[float | None, float | None, float | None]:
+              table: Mapping[str, float], key: str) -> tuple[float | None, float | None, float | None, int]:
+    """``(mean, low, high, censored)`` of the paired speedups over seeds.
+
+    A seed on which the method never reached the target counts with the baseline's time to the
+    target over the method's whole-run time, an upper bound on what it achieved (``censored`` says
+    how many such seeds there are): dropping those seeds would flatter a method that reached the
+    target rarely. A seed whose baseline missed the target is left out.
+    """
     by_seed = {r["seed"]: cost_to_target(r, target, table) for r in base}
-    ratios = []
+    ratios, censored = [], 0
     for r in runs:
         mine, theirs = cost_to_target(r, target, table), by_seed.get(r["seed"])
-        if mine is not None and theirs is not None and mine[key] > 0:
+        if theirs is None:
+            continue
+        if mine is None:
+            censored += 1
+            spent = _full_run(r, table, key)
+            ratios.append(theirs[key] / spent if spent > 0 else 0.0)
+        elif mine[key] > 0:
             ratios.append(theirs[key] / mine[key])
-    return bootstrap_mean(ratios)
+    return (*bootstrap_mean(ratios), censored)
 
 
 def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], target: float,
@@ -65,7 +82,7 @@ def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], tar
         if cells.get(name):
             row[f"modelled_speedup_vs_{name}"] = _speedups(runs, cells[name], target, table, "modelled_time_s")
             row[f"measured_speedup_vs_{name}"] = _speedups(runs, cells[name], target, table, "train_time_s")
-    s = row.get("modelled_speedup_vs_fixed-small", (None,))[0]
+    s = (row.get("modelled_speedup_vs_fixed-small") or (None,))[0]
     row["share_of_ceiling"] = None if s is None or not ceiling else s / ceiling
     return row
 
@@ -116,8 +133,9 @@ def analyse(out: Path) -> dict[str, Any]:
 def _ci(x: Sequence[float | None] | None) -> str:
     if not x or x[0] is None:
         return "-"
-    m, lo, hi = x
-    return f"{m:.2f}x [{lo:.2f}, {hi:.2f}]"
+    m, lo, hi = x[:3]
+    bound = "<= " if len(x) > 3 and x[3] else ""
+    return f"{bound}{m:.2f}x [{lo:.2f}, {hi:.2f}]" + (f" ({x[3]} seed(s) missed)" if len(x) > 3 and x[3] else "")
 
 
 def markdown(analysis: Mapping[str, Any]) -> str:

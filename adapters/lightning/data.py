@@ -60,7 +60,9 @@ def deba_dataloader(dataset: Any, batch_size: int, *, shuffle: bool = True, seed
             remedy="Use a map-style dataset (a torch Dataset with __len__ and __getitem__).")
     for key in ("batch_size", "shuffle", "sampler", "batch_sampler", "drop_last"):
         if key in loader_kwargs:
-            raise DebaConfigError.single(key, loader_kwargs[key], "is set by deba_dataloader itself")
+            raise DebaConfigError.single(key, loader_kwargs[key], "is set by deba_dataloader itself",
+                                         remedy="Pass the starting batch as batch_size=, shuffle/drop_last by name; "
+                                                "DEBA's sampler is the loader's batch sampler.")
     world, rank = 1, 0
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()

@@ -46,8 +46,8 @@ def _speedups(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any
     """``(mean, low, high, censored)`` of the paired speedups over seeds.
 
     A seed on which the method never reached the target counts with the baseline's time to the
-    target over the method's whole-run time, an upper bound on what it achieved (``censored`` says
-    how many such seeds there are): dropping those seeds would flatter a method that reached the
+    target over the method's whole-run time, an upper bound on what it achieved (0 for a run that
+    diverged; ``censored`` says how many such seeds there are): dropping those seeds would flatter a method that reached the
     target rarely. A seed whose baseline missed the target is left out.
     """
     by_seed = {r["seed"]: cost_to_target(r, target, table) for r in base}
@@ -59,7 +59,8 @@ def _speedups(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any
         if mine is None:
             censored += 1
             spent = _full_run(r, table, key)
-            ratios.append(theirs[key] / spent if spent > 0 else 0.0)
+            # a run that diverged never gets there: 0, not the ratio to the time it lasted
+            ratios.append(0.0 if r.get("diverged") or spent <= 0 else theirs[key] / spent)
         elif mine[key] > 0:
             ratios.append(theirs[key] / mine[key])
     return (*bootstrap_mean(ratios), censored)

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 from deba.adapters.lightning.checks import (check_options, check_trainer, guard_stepping_batches,  # noqa: E402
                                             unguard_stepping_batches)
-from deba.adapters.lightning.data import find_sampler  # noqa: E402
+from deba.adapters.lightning.data import find_sampler, offer_restore, withdraw_restore  # noqa: E402
 from deba.control.scheduler import BatchScheduler  # noqa: E402
 from deba.errors import DebaConfigError  # noqa: E402
 from deba.profiles.loading import resolve_profile  # noqa: E402
@@ -119,6 +119,7 @@ class DebaCallback(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         unguard_stepping_batches(trainer)
+        withdraw_restore(self)
         if self.history is not None:
             self.history.close()
         if self.engine is not None and self.engine.coupler is not None:
@@ -128,7 +129,7 @@ class DebaCallback(pl.Callback):
         self.sampler = self._find_sampler(trainer)
         self._build(trainer, pl_module)
         if self._pending_state is not None:
-            self._restore(self._pending_state)
+            self._restore(self._pending_state, trainer)
             self._pending_state = None
         elif self.history is not None:
             self.history.start()
@@ -159,7 +160,7 @@ class DebaCallback(pl.Callback):
     def _build(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """The scheduler, LR coupler, probe and step engine for this run."""
         o = self.options
-        b0 = self.sampler.batch_size
+        b0 = self.sampler.initial_batch_size
         profile = resolve_profile(o["profile"], module).starting_at(b0, field="the training DataLoader's batch_size")
         ctx = distributed.context(module.device) if trainer.world_size > 1 else None
         if ctx is not None:
@@ -369,10 +370,23 @@ class DebaCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending_state = dict(state_dict) if state_dict else None
+        # The loader's first iter() comes before on_train_start: the sampler state goes to it there.
+        offer_restore(self, None if not state_dict else state_dict.get("sampler"))
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any], trainer: pl.Trainer) -> None:
+        loader = getattr(trainer.train_dataloader, "loaders", trainer.train_dataloader)
+        wrapper = getattr(loader, "batch_sampler", None)
+        applied = state.get("sampler") is not None and getattr(wrapper, "restored", None) is state.get("sampler")
         restore_state(state, profile=self.scheduler.profile, scheduler=self.scheduler, engine=self.engine,
-                      sampler=self.sampler, field="DebaCallback profile")
+                      sampler=None if applied else self.sampler, field="DebaCallback profile")
+        if applied:  # the step engine set the fresh run's size when it was built; the checkpoint's counts
+            self.sampler.batch_size = state["sampler"]["batch_size"]
+        elif state.get("sampler") is not None:
+            # The loader was iterated before its state came back (not deba_dataloader's sampler):
+            # start its iterator again so no batch drawn from the fresh state is trained.
+            fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+            if fetcher is not None and getattr(fetcher, "combined_loader", None) is not None:
+                iter(fetcher)
         rng = state.get("rng")
         if isinstance(rng, list):
             rank = 0 if self.engine.dist is None else self.engine.dist.rank

@@ -9,7 +9,7 @@ import torch
 from deba.errors import DebaConfigError
 from deba.training.sampler import AdaptiveBatchSampler
 
-__all__ = ["LightningBatchSampler", "deba_dataloader", "find_sampler"]
+__all__ = ["LightningBatchSampler", "deba_dataloader", "find_sampler", "offer_restore", "withdraw_restore"]
 
 
 class LightningBatchSampler:
@@ -28,9 +28,38 @@ class LightningBatchSampler:
 
     def __init__(self, sampler: AdaptiveBatchSampler) -> None:
         self.deba_sampler = sampler
+        self.restored: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator[list[int]]:
+        # Lightning draws the first batch of a resumed fit before any callback hook runs (the
+        # fetcher prefetches in setup_data), so a checkpoint's sampler state is applied here.
+        state = _take_pending()
+        if state is not None:
+            self.deba_sampler.load_state_dict(state)
+            self.restored = state
         return iter(self.deba_sampler)
+
+
+# The sampler state a DebaCallback loaded from a checkpoint, waiting for the training loader's first
+# iter(): (owner id, state). One fit at a time per process, as Lightning runs them.
+_PENDING: list[tuple[int, dict[str, Any]]] = []
+
+
+def offer_restore(owner: object, state: dict[str, Any] | None) -> None:
+    """Hold a checkpoint's sampler ``state`` for the next :class:`LightningBatchSampler` iter()."""
+    _PENDING.clear()
+    if state is not None:
+        _PENDING.append((id(owner), state))
+
+
+def withdraw_restore(owner: object) -> None:
+    """Drop what ``owner`` offered, if nothing took it (its fit ended)."""
+    if _PENDING and _PENDING[0][0] == id(owner):
+        _PENDING.clear()
+
+
+def _take_pending() -> dict[str, Any] | None:
+    return _PENDING.pop()[1] if _PENDING else None
 
 
 def deba_dataloader(dataset: Any, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False,

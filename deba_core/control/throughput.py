@@ -59,8 +59,10 @@ class ThroughputModel:
         >>> m = ThroughputModel()
         >>> for b, seconds in [(32, 0.010)] * 5 + [(64, 0.016)] * 5:  # the first 2 after a change are dropped
         ...     m.record(b, seconds)
-        >>> round(m.samples_per_second(32)), round(m.samples_per_second(128))
-        (3200, 4571)
+        >>> round(m.samples_per_second(32)), round(m.samples_per_second(64))
+        (3200, 4000)
+        >>> round(m.samples_per_second(128))  # above the largest measured size: never more than it
+        4000
     """
 
     def __init__(self, table: Mapping[int, float] | None = None, skip_after_resize: int = 2,

@@ -83,6 +83,8 @@ class AdaptiveBatchSampler(torch.utils.data.Sampler[list[int]]):
                 ) from exc
         self.num_samples = _check_int("len(data)", n, 1)
         self._batch_size = _check_int("batch_size", batch_size, 1)
+        # The batch the run started at (the LR belongs to it); a resumed state does not change it.
+        self.initial_batch_size = self._batch_size
         self.shuffle = bool(shuffle)
         self.seed = _check_int("seed", seed, 0)
         self.drop_last = bool(drop_last)

@@ -90,6 +90,19 @@ def test_a_seed_that_missed_the_target_counts_as_an_upper_bound_not_dropped():
     assert censored == 1 and mean == pytest.approx((4.0 + 0.5) / 2)
 
 
+def test_the_batch_a_method_chose_ignores_an_epochs_short_last_batch():
+    from deba.app.study.report import _scheduled
+
+    # 1,000 samples at 32: every epoch ends with a batch of 8, which the method did not choose
+    fixed = {"fixed_batch": None, "initial_batch": 32, "changes": [], "batch_range": [8, 32]}
+    assert _scheduled(fixed) == (32, 32)
+    best = {"fixed_batch": 128, "initial_batch": 32, "changes": [], "batch_range": [104, 128]}
+    assert _scheduled(best) == (128, 128)
+    grew = {"fixed_batch": None, "initial_batch": 32, "changes": [[640, 64], [2000, 16]], "batch_range": [8, 64]}
+    assert _scheduled(grew) == (16, 64)
+    assert _scheduled({"batch_range": [8, 32]}) == (8, 32), "a record without its start: the trained range"
+
+
 def test_the_ceiling_follows_the_measured_noise_scale():
     table = {"16": 1000.0, "32": 1800.0, "64": 3000.0}
     assert throughput_bound(table, 16) == pytest.approx(3.0)

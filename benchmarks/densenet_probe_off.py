@@ -1,0 +1,28 @@
+"""DenseNet-121 (cpu preset task), DEBA with the shrink floored at 32 and the start-up probe off: does it match the fixed batch?
+
+Usage: python benchmarks/densenet_probe_off.py SEED {noprobe,probe}   (prints final accuracy, steps, batch changes)
+"""
+import dataclasses
+import sys
+
+import deba
+from deba.app.study import cells as C
+from deba.app.study.spec import PRESETS
+from deba.app.study.runner import load_task_data
+from deba.app.study.methods import method_config
+task = next(t for t in PRESETS["cpu"].tasks if t.name == "densenet121")
+data = load_task_data(task, "../shared/data/fashion-mnist")
+if len(sys.argv) != 3 or sys.argv[2] not in ("noprobe", "probe"):
+    sys.exit("usage: densenet_probe_off.py SEED {noprobe,probe}")
+seed, mode = int(sys.argv[1]), sys.argv[2]
+orig = C.fit
+def fit(*a, **k):
+    if mode == "noprobe":
+        k["probe_throughput"] = False
+    return orig(*a, **k)
+C.fit = fit
+detected = deba.profile_for(C.build_model(task, data, seed)).starting_at(task.batch)
+cfg = method_config("deba", detected, task.batch, None)
+cfg = dataclasses.replace(cfg, profile=cfg.profile.replace(min_batch=32))
+rec = C.run_cell(task, "deba", cfg, seed, data)
+print(mode, seed, rec["final_accuracy"], rec["steps"], rec["changes"])

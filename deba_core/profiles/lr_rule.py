@@ -93,7 +93,7 @@ def progress_credit(batch: float, initial_batch: float, factor: float, noise_sca
 
     Never above ``batch`` either: below ``B0`` the model says a sample is worth more than one at
     ``B0`` (``E(B) > 1``), and trusting that ends the run early. In the study a DenseNet-121 that
-    shrank 32 -> 16 stopped at 60 % of the fixed run's samples and lost 5 points of accuracy; a
+    shrank 32 -> 16 stopped at 60 % of the fixed run's samples and lost 7 points of accuracy; a
     budget is never shortened by a smaller batch.
 
     Example:

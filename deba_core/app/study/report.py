@@ -89,6 +89,7 @@ def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], tar
     costs = [c for r in runs if (c := cost_to_target(r, target, table)) is not None]
     accs = [100 * r["final_accuracy"] for r in runs if r["final_accuracy"] is not None] or [float("nan")]
     mean = lambda key: statistics.fmean(c[key] for c in costs) if costs else None  # noqa: E731
+    chosen = [_scheduled(r) for r in runs]
     row = {
         "label": runs[0].get("label"), "seeds": len(runs), "reached_target": len(costs),
         "diverged": sum(1 for r in runs if r.get("diverged")),
@@ -96,7 +97,7 @@ def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], tar
         "to_target": {k: mean(k) for k in ("samples", "steps", "train_time_s", "modelled_time_s")},
         "samples": statistics.fmean(r["samples"] for r in runs), "steps": statistics.fmean(r["steps"] for r in runs),
         "batch_range": [min(r["batch_range"][0] for r in runs), max(r["batch_range"][1] for r in runs)],
-        "scheduled_batch_range": [min(_scheduled(r)[0] for r in runs), max(_scheduled(r)[1] for r in runs)],
+        "scheduled_batch_range": [min(lo for lo, _ in chosen), max(hi for _, hi in chosen)],
     }
     for name in ("fixed-small", "fixed-best"):
         if cells.get(name):

@@ -258,7 +258,8 @@ class BatchScheduler:
         and its starting-batch-equivalent credit (the plan says which one counts)."""
         self.state.progress += float(equivalent) if self._equivalent_clock else float(samples)
 
-    def measurement_interval(self, own_seconds: float | None = None, split: bool = True) -> int | None:
+    def measurement_interval(self, own_seconds: float | None = None, split: bool = True,
+                             shadow: bool = False) -> int | None:
         """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
 
         ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
@@ -268,14 +269,19 @@ class BatchScheduler:
         steps keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 %
         budget to its per-step work. With no throughput known yet, every 10 steps. ``split=False``:
         the step engine reads per-sample norms instead of splitting (a model of linear layers), so
-        only its own reads cost.
+        only its own reads cost. ``shadow=True`` (with ``split``): a model with BatchNorm, measured
+        by an extra pass over half the batch that leaves training untouched
+        (``deba.training.shadow``), which costs ``0.5 T(B)/T(B/2)`` of a step.
         """
         if not self.needs_noise:
             return None
+        if not isinstance(split, bool) or not isinstance(shadow, bool):
+            raise DebaConfigError.single("split" if not isinstance(split, bool) else "shadow",
+                                         split if not isinstance(split, bool) else shadow, "must be True or False")
         b = self.batch_size
         # Asked every step: re-read the throughput model (medians over its step times) only when the
         # batch changes or every 50 steps.
-        key = (b, self.state.step // 50, split)
+        key = (b, self.state.step // 50, split, shadow)
         if self._k_cache is not None and self._k_cache[0] == key:
             return self._k_cache[1]
         full, half = self.throughput.samples_per_second(b), self.throughput.samples_per_second(max(1, -(-b // 2)))
@@ -285,7 +291,8 @@ class BatchScheduler:
             k = 10
         else:
             own = max(own_seconds or 0.0, 0.0) if self.throughput.fixed is None else 0.0  # rule 6 with a table
-            cost = max(full / half - 1.0, 0.0) + own * full / b
+            extra = 0.5 * full / half if split and shadow else max(full / half - 1.0, 0.0)
+            cost = extra + own * full / b
             k = int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
         self._k_cache = (key, k)
         return k

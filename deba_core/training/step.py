@@ -38,6 +38,7 @@ from deba.training.batching import MicroBatchResult, batch_len, call_model, run_
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
 from deba.training.history import step_record
 from deba.training.lr import LRCoupler
+from deba.training.shadow import batch_dependent_modules, shadow_half_pass
 from deba.training.norm_reads import NormReadPlan
 from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
@@ -166,6 +167,10 @@ class StepEngine:
         self._micro_sq: list[tuple[int, float]] = []  # (samples, |g_i|^2) of this step's micro-batches
         # Per-sample norms (a model of linear layers): measurement steps need no split.
         self.per_sample: PerSampleNorms | None = PerSampleNorms(model) if PerSampleNorms.supports(model) else None
+        # BatchNorm: a split would change what the step trains on, so measure with a shadow half
+        # (deba.training.shadow). ``shadow_halves``: None = whenever a BatchNorm is in training mode.
+        self._batch_norms = batch_dependent_modules(model)
+        self.shadow_halves: bool | None = None
         self._ps = [0.0, 0, False]  # sum of per-sample contributions' squared norms, samples, failed
         self._measuring = False
         self.norm_plan = NormReadPlan()  # which steps read the full gradient norm (its cost is ~1 % on a CPU)
@@ -321,7 +326,8 @@ class StepEngine:
                 normal = sorted(self._normal_own)[len(self._normal_own) // 2] if self._normal_own else 0.0
                 own = max(0.0, sorted(self._measure_own)[len(self._measure_own) // 2] - normal)
             # Only one process without per-sample norms splits a step; otherwise only DEBA's reads cost.
-            k = self.scheduler.measurement_interval(own, split=self.dist is None and self.per_sample is None)
+            alone = self.dist is None and self.per_sample is None
+            k = self.scheduler.measurement_interval(own, split=alone, shadow=alone and self._shadow_now())
             if self.dist is not None:  # ranks time themselves: every rank measures on rank 0's steps
                 k = self.dist.broadcast_object(k if self.dist.is_main else None)
             self._k_key, self._k = key, k
@@ -353,17 +359,26 @@ class StepEngine:
             self._stride_cache = (key, self.norm_plan.stride(b / t if t else None))
         return self._stride_cache[1]
 
+    def _shadow_now(self) -> bool:
+        """Whether a measurement of a one-micro-batch step runs a shadow half instead of a split."""
+        if self.shadow_halves is not None:
+            return self.shadow_halves
+        return any(m.training for m in self._batch_norms)
+
     def _micro_batches(self, batch: Any) -> MicroBatchResult:
         cap, sketch = self.max_micro_batch, (self._timed_sketch if self._sketch else None)
-        split = False
+        split = shadow = False
         per_sample = self.per_sample if self._measuring and self.dist is None else None
         self._ps = [0.0, 0, False]
         if self._measuring and self.dist is None and per_sample is None:
             n = batch_len(batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
             if (cap is None or n <= cap) and n >= 2:
-                # A one-micro-batch step is split in two for the measurement; its halves give no
-                # micro sketches, so the collectors see the step as if it had not been split.
-                cap, sketch, split = -(-n // 2), None, True
+                if self._shadow_now():
+                    shadow = True  # the step itself runs unchanged, after the shadow half
+                else:
+                    # A one-micro-batch step is split in two for the measurement; its halves give no
+                    # micro sketches, so the collectors see the step as if it had not been split.
+                    cap, sketch, split = -(-n // 2), None, True
         self._micro_sq = []
         prec = self.precision
         forward_loss, backward = self.forward_loss, self.backward
@@ -374,11 +389,21 @@ class StepEngine:
 
             backward = backward or prec.backward
         after = None if not self._measuring else self._after_micro if per_sample is None else self._after_micro_samples
+        shadow_sq: list[tuple[int, float]] = []
+        if shadow:
+            # Like a split's extra cost, the pass's own is in the step's time and in the interval
+            # rule (measurement_interval), not in deba_seconds; its gradient read is (_after_micro).
+            # The probe keeps the half's gradient (increment_sq's copy) for the pairing below.
+            if shadow_half_pass(self.model, batch, n, forward_loss, backward, self._after_micro, self._batch_norms):
+                shadow_sq = self._micro_sq
+            self._micro_sq, after = [], None
         with per_sample if per_sample is not None else contextlib.nullcontext():
             result = run_micro_batches(
                 None, batch, cap=cap, forward_loss=forward_loss, backward=backward, sketch=sketch,
                 zero_grad=self._zero_grad, after_micro=after,
             )
+        if shadow:
+            self._micro_sq = self._shadow_pair(shadow_sq[0], n) if shadow_sq and not result.oom_events else []
         if per_sample is not None:
             self.deba_seconds += per_sample.take_seconds()
         if prec.scaler is not None:  # DEBA reads true gradients: unscaled, and before any clipping
@@ -394,6 +419,22 @@ class StepEngine:
             self.oom_events.extend(result.oom_events)
             self._cap_throughput()
         return result
+
+    def _shadow_pair(self, half: tuple[int, float], n: int) -> list[tuple[int, float]]:
+        """Both halves' small estimates from the shadow half ``g1`` (``h`` samples) and the full
+        step ``g``: the other half is taken as ``(n g - h g1) / (n - h)`` (exact without
+        BatchNorm), so the pair's spread is the paired ``|g1 - g|^2`` a split gives, free of the
+        ``|G|^2`` terms one half alone would carry. In the engine's convention: ``(b_i, |(b_i/n) g_i|^2)``."""
+        t0 = time.perf_counter()
+        h, g1 = half
+        d = self.probe.increment_sq()  # |g - g1|^2 (the probe kept g1 from the shadow pass)
+        full = sum(float(torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64)) ** 2
+                   for p in self.probe.params if p.grad is not None and not p.grad.is_sparse)
+        dot = 0.5 * (full + g1 - d)  # g . g1
+        rest = n - h
+        g2 = max(0.0, (n * n * full - 2.0 * n * h * dot + h * h * g1) / (rest * rest))
+        self.deba_seconds += time.perf_counter() - t0
+        return [(h, (h / n) ** 2 * g1), (rest, (rest / n) ** 2 * g2)]
 
     def _zero_grad(self) -> None:
         # Also a retry after out-of-memory: the micro-batch norms of the failed try are void.
@@ -472,13 +513,15 @@ class StepEngine:
         if self._reading:
             self.norm_plan.record(spent)
         independent = len(sketches) >= 2
+        # Small estimates of fewer samples each than the step (two halves, ranks, samples, a shadow half).
+        usable = small is not None and small[2] >= 1 and small[1] / small[2] < n
         return Observation(
             loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite,
             grad_sketch=snap.sketch if self._sketch else None,
             micro_sketches=sketches if independent else None, micro_sizes=sizes if independent else None,
             step=self.steps + 1, epoch=epoch, samples=self.samples + n,
-            small_batch=None if small is None or small[2] < 2 else small[1] / small[2],
-            small_grad_sq=None if small is None or small[2] < 2 else small[0] / small[2],
+            small_batch=None if not usable else small[1] / small[2],
+            small_grad_sq=None if not usable else small[0] / small[2],
         )
 
     def _conclude(self, obs: Observation, result: MicroBatchResult | None, t0: float) -> StepOutcome:

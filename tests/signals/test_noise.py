@@ -24,7 +24,7 @@ from deba.training.step import StepEngine
 D, S, B, LR = 40, 1.0, 32, 0.0015
 
 
-def _trajectory(seed: int, throughput: dict[int, float], steps: int, per_sample: bool = False
+def _trajectory(seed: int, throughput: dict[int, float], steps: int, per_sample: bool | str = False
                 ) -> tuple[np.ndarray, np.ndarray, int]:
     gen = torch.Generator().manual_seed(seed)
     w_star = torch.randn(D, generator=gen, dtype=torch.float64)
@@ -42,8 +42,10 @@ def _trajectory(seed: int, throughput: dict[int, float], steps: int, per_sample:
 
     engine = StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=forward_loss)
     assert engine.per_sample is not None, "a linear model: per-sample norms are readable"
-    if not per_sample:
+    if per_sample is not True:
         engine.per_sample = None  # the general path: measurement steps split the batch in two
+    if per_sample == "shadow":
+        engine.shadow_halves = True  # the BatchNorm path: one extra pass over half the batch
     estimates, truth = [], []
     for _ in range(steps):
         u = model.weight.detach().reshape(-1) - w_star
@@ -53,16 +55,19 @@ def _trajectory(seed: int, throughput: dict[int, float], steps: int, per_sample:
         out = engine.run((x, y))
         opt.step()
         estimates.append(math.nan if out.decision.noise_scale is None else out.decision.noise_scale)
-    return np.array(estimates), np.array(truth), sched.measurement_interval(split=not per_sample)
+    return np.array(estimates), np.array(truth), sched.measurement_interval(split=per_sample is not True,
+                                                                            shadow=per_sample == "shadow")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ratio,k,steps,rise,per_sample", [(1.0, 1, 3000, 10.0, False), (1.05, 10, 2400, 2.5, False),
-                                                           (1.5, 1, 3000, 10.0, True)])
+                                                           (1.5, 1, 3000, 10.0, True),
+                                                           (0.01, 1, 3000, 10.0, "shadow")])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_estimate_tracks_the_closed_form_noise_scale_in_each_third(seed, ratio, k, steps, rise, per_sample):
     # Split path: T(B)/T(B/2) = ratio, the production rule measures every k = ceil((ratio - 1) / 0.5 %)
     # steps. Per-sample path (b = 1, no split): k = 1 whatever the table says about splitting.
+    # Shadow path (one half-batch estimate per measurement, k = ceil(0.5 ratio / 0.5 %)).
     est, truth, used_k = _trajectory(seed, {B // 2: 1000.0, B: 1000.0 * ratio}, steps, per_sample)
     assert used_k == k
     first, last = np.median(truth[: steps // 10]), np.median(truth[-steps // 10 :])

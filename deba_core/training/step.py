@@ -170,7 +170,7 @@ class StepEngine:
         # BatchNorm: a split would change what the step trains on, so measure with a shadow half
         # (deba.training.shadow). ``shadow_halves``: None = whenever a BatchNorm is in training mode.
         self._batch_norms = batch_dependent_modules(model)
-        self.shadow_halves: bool | None = None
+        self._shadow_halves: bool | None = None
         self._ps = [0.0, 0, False]  # sum of per-sample contributions' squared norms, samples, failed
         self._measuring = False
         self.norm_plan = NormReadPlan()  # which steps read the full gradient norm (its cost is ~1 % on a CPU)
@@ -359,10 +359,24 @@ class StepEngine:
             self._stride_cache = (key, self.norm_plan.stride(b / t if t else None))
         return self._stride_cache[1]
 
+    @property
+    def shadow_halves(self) -> bool | None:
+        """How a one-micro-batch measurement step is measured: ``True`` a shadow half-batch pass
+        that leaves the step untouched (``deba.training.shadow``), ``False`` a split into halves,
+        ``None`` (default) a shadow half whenever a BatchNorm is in training mode."""
+        return self._shadow_halves
+
+    @shadow_halves.setter
+    def shadow_halves(self, value: bool | None) -> None:
+        if value is not None and not isinstance(value, bool):
+            raise DebaConfigError.single("shadow_halves", value, "must be True, False or None")
+        self._shadow_halves = value
+        self._k_key = None  # the measurement interval depends on it
+
     def _shadow_now(self) -> bool:
         """Whether a measurement of a one-micro-batch step runs a shadow half instead of a split."""
-        if self.shadow_halves is not None:
-            return self.shadow_halves
+        if self._shadow_halves is not None:
+            return self._shadow_halves
         return any(m.training for m in self._batch_norms)
 
     def _micro_batches(self, batch: Any) -> MicroBatchResult:

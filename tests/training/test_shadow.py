@@ -79,6 +79,10 @@ def test_without_batchnorm_the_engine_still_splits():
     assert engine._shadow_now()
     bn.eval()  # running statistics are used, a split changes nothing
     assert not engine._shadow_now()
+    engine.shadow_halves = True
+    assert engine._shadow_now()
+    with pytest.raises(deba.DebaConfigError, match="shadow_halves"):
+        engine.shadow_halves = "always"
 
 
 def test_the_interval_prices_a_shadow_half_at_half_a_step_at_the_half_throughput():

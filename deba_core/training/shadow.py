@@ -11,9 +11,11 @@ BatchNorm running statistics and counters, torch's RNG states) before the full b
 as an unmeasured step would. A measurement then changes the measurement step's time, never the
 trained weights.
 
-One half gives one small-batch estimate (a split gives two); both are unbiased, so the estimator
-is unbiased either way, and the measurement interval follows the pass's cost:
-``0.5 T(B) / T(B/2)`` of a step, against ``T(B) / T(B/2) - 1`` for a split.
+The step engine pairs the half with the full step (the other half taken as ``(n g - h g1)/(n - h)``),
+so it gets two small estimates as a split does. The measurement interval follows the pass's cost:
+``0.5 T(B) / T(B/2)`` of a step (``T`` in samples/s), against ``T(B) / T(B/2) - 1`` for a split; equal
+at a ratio of 2, dearer below it. Restored: all initialised buffers and torch's CPU and CUDA RNG
+(not Python's, NumPy's or other devices' generators).
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def shadow_half_pass(model: nn.Module, batch: Any, n: int, forward_loss: Callabl
         Whether the half was measured (``False`` when it ran out of memory: no measurement this
         step, and training goes on untouched).
     """
-    saved = [(buf, buf.detach().clone()) for m in modules for buf in m.buffers(recurse=False)]
+    # Every initialised buffer, not only BatchNorm's (spectral norm's u/v, InstanceNorm statistics).
+    saved = [(buf, buf.detach().clone()) for buf in model.buffers()
+             if not isinstance(buf, nn.parameter.UninitializedBuffer)]
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
     model.zero_grad(set_to_none=True)

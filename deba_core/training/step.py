@@ -442,6 +442,10 @@ class StepEngine:
         t0 = time.perf_counter()
         h, g1 = half
         d = self.probe.increment_sq()  # |g - g1|^2 (the probe kept g1 from the shadow pass)
+        # A parameter with a gradient in the half but none in the full step: increment_sq skips it.
+        for p, kept, valid in zip(self.probe.params, self.probe._prev or [], self.probe._valid or []):
+            if p.grad is None and valid and kept is not None:
+                d += float(torch.linalg.vector_norm(kept, dtype=torch.float64)) ** 2
         full = sum(float(torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64)) ** 2
                    for p in self.probe.params if p.grad is not None and not p.grad.is_sparse)
         dot = 0.5 * (full + g1 - d)  # g . g1
@@ -527,8 +531,8 @@ class StepEngine:
         if self._reading:
             self.norm_plan.record(spent)
         independent = len(sketches) >= 2
-        # Small estimates of fewer samples each than the step (two halves, ranks, samples, a shadow half).
-        usable = small is not None and small[2] >= 1 and small[1] / small[2] < n
+        # At least two small estimates (halves, a shadow pair, ranks, samples).
+        usable = small is not None and small[2] >= 2
         return Observation(
             loss=loss, batch_size=n, grad_norm=snap.norm, grad_finite=snap.finite,
             grad_sketch=snap.sketch if self._sketch else None,

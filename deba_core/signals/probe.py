@@ -152,6 +152,9 @@ class GradientProbe:
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None or g.is_sparse:
+                if g is None and self._valid[i] and self._prev[i] is not None:
+                    total += _sq(self._prev[i])  # a gradient that went away: its increment is -copy
+                    self._valid[i] = False
                 continue
             g = g.detach()
             buf = self._prev[i]

@@ -442,10 +442,6 @@ class StepEngine:
         t0 = time.perf_counter()
         h, g1 = half
         d = self.probe.increment_sq()  # |g - g1|^2 (the probe kept g1 from the shadow pass)
-        # A parameter with a gradient in the half but none in the full step: increment_sq skips it.
-        for p, kept, valid in zip(self.probe.params, self.probe._prev or [], self.probe._valid or []):
-            if p.grad is None and valid and kept is not None:
-                d += float(torch.linalg.vector_norm(kept, dtype=torch.float64)) ** 2
         full = sum(float(torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64)) ** 2
                    for p in self.probe.params if p.grad is not None and not p.grad.is_sparse)
         dot = 0.5 * (full + g1 - d)  # g . g1

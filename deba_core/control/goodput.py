@@ -1,8 +1,10 @@
 """The goodput policy (DEBA v2): the stability score gates, noise and throughput decide how far.
 
 At a decision the gate is the stability score: below ``decrease_below`` the batch shrinks (as in
-the published rule); below ``increase_above`` it holds; at or above it, growth is *allowed*. How far
-is decided by goodput (Pollux, Qiao et al. 2021): the batch ``B`` that maximises
+the published rule), but not below the starting batch ``B0`` unless the profile sets
+``shrink_below_start`` (a shut gate early in training is not evidence that the user's batch is
+too large; non-finite steps still shrink below it); below ``increase_above`` it holds; at or
+above it, growth is *allowed*. How far is decided by goodput (Pollux, Qiao et al. 2021): the batch ``B`` that maximises
 ``T(B) * E(B)`` among the grid sizes in ``(current, growth_factor x current]``, where ``T`` is the
 throughput in samples/s and ``E(B) = (B_noise + B0) / (B_noise + B)`` the statistical efficiency of a
 sample at ``B`` relative to one at the starting batch ``B0``. Growth is taken only when its gain
@@ -38,6 +40,8 @@ def efficiency(batch: float, noise_scale: float, initial_batch: float) -> float:
 class GoodputPolicy(BatchPolicy):
     """Grow to the batch of best goodput when the stability gate is open; shrink when it is shut.
 
+    A shut gate shrinks no further than the starting batch unless ``profile.shrink_below_start``.
+
     Args:
         profile: the profile (bounds, grid, ``growth_factor``, gate thresholds, ``min_gain``).
         min_gain: relative goodput gain a growth must promise (default ``profile.min_gain``).
@@ -72,14 +76,28 @@ class GoodputPolicy(BatchPolicy):
 
     def propose(self, batch: int, score: float, signals: PolicySignals) -> Move:
         p = self.profile
-        if score < p.decrease_below and batch > p.min_batch:
-            target, _ = next_batch_size(p, batch, score)
-            return Move(target, "shrink", f"score {score:.3f} < {p.decrease_below}: gate shut, shrink")
+        if score < p.decrease_below:
+            floor = self.shrink_floor(signals.initial_batch)
+            if batch > floor:
+                target, _ = next_batch_size(p, batch, score)
+                return Move(max(target, floor), "shrink", f"score {score:.3f} < {p.decrease_below}: gate shut, shrink")
+            if batch > p.min_batch:
+                return Move(batch, "hold", f"score {score:.3f} < {p.decrease_below}: gate shut, but the batch is at the "
+                            f"starting batch {signals.initial_batch} or below (shrink_below_start=False): hold")
         if score < p.increase_above:
             return Move(batch, "hold", f"score {score:.3f} < {p.increase_above}: gate not open, hold")
         if batch >= p.max_batch:
             return Move(batch, "hold", f"gate open (score {score:.3f}) but at max_batch {p.max_batch}")
         return self._grow_or_hold(batch, score, signals)
+
+    def shrink_floor(self, initial_batch: int) -> int:
+        """The smallest batch a shut gate shrinks to: ``min_batch``, or the starting batch (on the grid)
+        unless ``shrink_below_start``."""
+        p = self.profile
+        if p.shrink_below_start:
+            return p.min_batch
+        g = p.granularity
+        return min(p.max_batch, max(p.min_batch, math.ceil(initial_batch / g - 1e-9) * g))
 
     def _grow_or_hold(self, batch: int, score: float, signals: PolicySignals) -> Move:
         bn = signals.noise_scale_low if signals.noise_scale_low is not None else signals.noise_scale

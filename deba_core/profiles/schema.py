@@ -192,6 +192,10 @@ class ArchitectureProfile(StrictModel):
     lr_scaling: Literal["auto", "none", "linear", "sqrt", "adascale"] = "auto"
     policy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] = "goodput"
     min_gain: Annotated[float, Field(ge=0.0, le=10.0)] = 0.05
+    # goodput only. The user's starting batch is one they know trains; early training's falling loss
+    # and gradient norms read as "unstable", and in the v2 study every shrink below B0 cost accuracy
+    # or time (docs/benchmarks.md). Non-finite steps still shrink below it (nonfinite_patience).
+    shrink_below_start: Annotated[bool, Field(strict=True)] = False
 
     rules: list[Rule] = Field(default_factory=_default_rules)
     rules_default: Verdict = "hold"

@@ -113,6 +113,18 @@ def test_the_ceiling_follows_the_measured_noise_scale():
     assert goodput_ceiling([{"noise": []}], table, 16, 1000) == pytest.approx(1.0), "no estimate: the starting batch"
 
 
+def test_fixed_best_reuses_the_run_that_already_is_it(tmp_path):
+    from deba.app.study.runner import cell_path, fixed_best_source
+
+    small = cell_path(tmp_path, "t", "fixed-small", 2)
+    assert fixed_best_source(tmp_path, "t", (1, "linear"), 2) is None, "not run yet: train it"
+    small.parent.mkdir(parents=True)
+    small.write_text("{}")
+    assert fixed_best_source(tmp_path, "t", (1, "linear"), 2) == small, "1x is the fixed starting batch"
+    assert fixed_best_source(tmp_path, "t", (2, "sqrt"), 2) is None, "a larger winner trains on seeds > 0"
+    assert fixed_best_source(tmp_path, "t", (2, "sqrt"), 0) == cell_path(tmp_path, "t", "sweep-2x-sqrt", 0)
+
+
 def test_critical_batch_fit():
     steps = {b: round(100 * (1 + 64 / b)) for b in (16, 32, 64, 128, 256)}
     assert fit_critical_batch(steps) == pytest.approx(64, rel=0.02)

@@ -54,6 +54,43 @@ def test_gate_shut_shrinks_and_neutral_holds():
     assert p.propose(64, (MLP.decrease_below + MLP.increase_above) / 2, s).action == "hold"
 
 
+def test_a_shut_gate_stops_at_the_starting_batch_unless_the_profile_allows_more():
+    s = signals({16: 800.0, 24: 900.0, 32: 1000.0, 64: 3000.0}, noise=1e4, b0=32)
+    shut = MLP.decrease_below - 0.01
+    floored = GoodputPolicy(MLP)
+    held = floored.propose(32, shut, s)
+    assert held.action == "hold" and held.batch_size == 32 and "shrink_below_start" in held.reason
+    assert floored.propose(40, shut, s).batch_size == 32 == floored.shrink_floor(32), "down to B0, no further"
+    assert 32 < floored.propose(64, shut, s).batch_size < 64, "above B0 a shut gate shrinks as before"
+    assert floored.propose(24, shut, s).batch_size == 24, "below B0 (after a non-finite shrink) it holds"
+    free = GoodputPolicy(MLP.replace(shrink_below_start=True))
+    below = free.propose(32, shut, s)
+    assert below.action == "shrink" and MLP.min_batch <= below.batch_size < 32
+    assert free.shrink_floor(32) == MLP.min_batch
+
+
+def test_shrink_below_start_must_be_a_bool():
+    with pytest.raises(deba.DebaConfigError, match="shrink_below_start"):
+        MLP.replace(shrink_below_start="yes")
+    with pytest.raises(deba.DebaConfigError, match="shrink_below_start"):
+        MLP.replace(shrink_below_start=1)
+
+
+@given(profiles(policy="goodput"), st.integers(0, 50), st.integers(0, 50), st.floats(0, 1), st.booleans())
+def test_a_score_shrink_never_goes_below_the_floor(profile, k, j, score, below_start):
+    """Without ``shrink_below_start`` no score moves the batch under B0 (or under the batch, if already below)."""
+    g = profile.granularity
+    sizes = list(range(profile.min_batch, profile.max_batch + 1, g))
+    profile = profile.replace(shrink_below_start=below_start)
+    batch, b0 = sizes[k % len(sizes)], sizes[j % len(sizes)]
+    move = GoodputPolicy(profile).propose(batch, score, signals(rising_throughput(profile), noise=1e4, b0=b0))
+    assert move.batch_size in sizes
+    if move.action == "shrink":
+        assert move.batch_size >= (profile.min_batch if below_start else b0)
+    if not below_start:
+        assert move.batch_size >= min(batch, b0)
+
+
 @given(profiles(policy="goodput"), st.integers(0, 50), st.floats(0, 1), st.floats(1.0, 1e5),
        st.floats(0.2, 0.99), st.booleans())
 def test_rule9_a_falling_throughput_table_never_grows(profile, k, score, noise, fall, from_table):

@@ -113,6 +113,30 @@ def _choice(task: Task, out: Path, table: dict[str, Any]) -> tuple[int, str] | N
     return k, rule
 
 
+def fixed_best_source(out: Path, task: str, best: tuple[int, str], seed: int) -> Path | None:
+    """The finished cell that already is ``fixed-best`` for ``seed``, or ``None`` (it must be trained).
+
+    Seed 0's sweep cell is the winner's run. A winner of 1x (either LR rule: the factor is 1) is the
+    fixed starting batch itself, so every seed's ``fixed-small`` cell is its run; training it again
+    would repeat the same deterministic run at the cost of a cell.
+
+    Example:
+        >>> fixed_best_source(Path("out"), "t", (1, "sqrt"), 0).name
+        'fixed-small-seed0.json'
+        >>> fixed_best_source(Path("out"), "t", (1, "sqrt"), 3) is None  # its fixed-small not run yet
+        True
+        >>> fixed_best_source(Path("out"), "t", (4, "linear"), 0).name
+        'sweep-4x-linear-seed0.json'
+        >>> fixed_best_source(Path("out"), "t", (4, "linear"), 1) is None
+        True
+    """
+    k, rule = best
+    if k == 1:
+        path = cell_path(out, task, "fixed-small", seed)
+        return path if seed == 0 or path.exists() else None
+    return cell_path(out, task, sweep_name(k, rule), 0) if seed == 0 else None
+
+
 def _finished(path: Path, method: str, overrides: dict[str, Any]) -> dict[str, Any] | None:
     """A finished cell's record; refuses one run with other ``deba`` overrides (never mixed in)."""
     if not path.exists():
@@ -162,9 +186,9 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] | None = No
             cache[task.name] = (data, _table(task, data, out, device, log))
         data, table = cache[task.name]
         best = _choice(task, out, table) if method == "fixed-best" else None
-        if method == "fixed-best" and seed == 0:
-            src = cell_path(out, task.name, "fixed-small" if best[0] == 1 else sweep_name(*best), 0)
-            rec = {**json.loads(src.read_text()), "method": "fixed-best"}
+        src = fixed_best_source(out, task.name, best, seed) if method == "fixed-best" else None
+        if src is not None:
+            rec = {**json.loads(src.read_text()), "method": "fixed-best", "reused_from": src.stem}
         else:
             detected = deba.profile_for(build_model(task, data, seed)).starting_at(task.batch)
             config = method_config(method, detected, task.batch, best)

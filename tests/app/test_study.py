@@ -159,6 +159,8 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     truth = noise_truth(TINY_TASK, load_task_data(TINY_TASK, str(FASHION_DIR)), tmp_path, log=logs.append)
     assert [p["progress"] for p in truth["points"]] == [0.1, 0.3, 0.6]
     assert all(len(p["steps_to_target"]) == 6 for p in truth["points"])
+    for p in truth["points"]:  # each reached size names the LR rule that got there first
+        assert all((p["lr_rule"][b] in ("linear", "sqrt")) == (n is not None) for b, n in p["steps_to_target"].items())
     analysis = summary(tmp_path, TINY, "test")
     t = analysis["tasks"]["tiny-mlp"]
     assert t["methods"]["fixed-small"]["modelled_speedup_vs_fixed-small"][0] == pytest.approx(1.0)

@@ -1,9 +1,12 @@
 """Ground truth for the noise scale: branched runs measure the critical batch (Merrill et al. 2025).
 
 From the fixed-small run (seed 0) stopped at 10 %, 30 % and 60 % of its budget, short branches
-train at batch ``B = B0, 2 B0, ... 32 B0`` (LR scaled linearly with ``B`` from the schedule's LR at
-that point, the optimizer's state carried over) until the loss on a fixed 4,096-sample slice of
-the training set falls to a target: half of what the ``B0`` branch achieves in 2 % of the budget.
+train at batch ``B = B0, 2 B0, ... 32 B0`` (the optimizer's state carried over) until the loss on a
+fixed 4,096-sample slice of the training set falls to a target: the loss the ``B0`` branch
+reaches after 2 % of the budget. Each ``B`` is run with the schedule's LR at that point scaled
+linearly and by the square root of ``B / B0``, and the fewer steps count (the critical batch is
+defined at each batch's best LR; a linear rule alone diverges at the largest sizes). The loss is
+checked at least every 1 % of the ``B0`` branch's steps, so steps-to-target resolve to a few steps.
 McCandlish et al.'s trade-off ``S(B) = S_min (1 + B_crit / B)`` (steps to the target) is fitted by
 least squares in ``1/B``: ``B_crit`` is the batch beyond which doubling it no longer nearly halves
 the steps. DEBA's ``B_simple`` at the same point (from the run's own estimator) is compared with it;
@@ -66,8 +69,11 @@ def _stop_at(task: Task, data: Any, share: float, device: str) -> tuple[torch.nn
 
 
 def _branch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Any, batch: int, lr: float, target: float | None,
-            max_samples: int, loss_on: Callable[[torch.nn.Module], float], seed: int) -> tuple[int | None, float]:
-    """Steps at ``batch`` until ``loss_on(model) <= target`` (``None``: not within ``max_samples``), final loss."""
+            max_samples: int, loss_on: Callable[[torch.nn.Module], float], seed: int,
+            check_samples: int) -> tuple[int | None, float]:
+    """Steps at ``batch`` until ``loss_on(model) <= target`` (``None``: not within ``max_samples``), final loss.
+
+    The loss is checked every ``check_samples`` samples (at least every step)."""
     m, o = copy.deepcopy(model), copy.deepcopy(opt)
     o.param_groups[0]["params"] = list(m.parameters())  # the copy steps the copied model
     for g in o.param_groups:
@@ -75,7 +81,7 @@ def _branch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Any, batch
     o.state = {pm: copy.deepcopy(opt.state[p]) for pm, p in zip(m.parameters(), model.parameters()) if p in opt.state}
     x, y = data.train.tensors
     gen = torch.Generator().manual_seed(seed)
-    every = max(1, round(max_samples / batch / 40))
+    every = max(1, round(check_samples / batch))
     m.train()
     for step in range(1, max_samples // batch + 1):
         idx = torch.randint(0, len(y), (batch,), generator=gen)
@@ -113,13 +119,24 @@ def noise_truth(task: Task, data: Any, out: Path, device: str = "cpu", log: Call
         lr = task.lr * 0.5 * (1 + math.cos(math.pi * share))
         window = max(50 * task.batch, int(0.02 * budget))
         start = loss_on(model)
-        _, end = _branch(model, opt, data, task.batch, lr, None, window, loss_on, seed=1)
-        target = start - 0.5 * (start - end)
-        steps = {task.batch * k: _branch(model, opt, data, task.batch * k, lr * k, target, 8 * window, loss_on, seed=1)[0]
-                 for k in FACTORS}
+        check = max(1, window // 100)
+        _, end = _branch(model, opt, data, task.batch, lr, None, window, loss_on, seed=1, check_samples=check)
+        # The whole drop of the B0 branch, not half of it: at the branch point the loss fluctuates
+        # from step to step by about half that drop, so a half-way target is met in a few steps by
+        # chance at every batch size (measured: 6-11 steps at each B), which says nothing about B.
+        target = end
+        steps, rules = {}, {}
+        for k in FACTORS:
+            runs = {rule: _branch(model, opt, data, task.batch * k, lr * f, target, 8 * window, loss_on, seed=1,
+                                  check_samples=check)[0]
+                    for rule, f in (("linear", k), ("sqrt", math.sqrt(k))) if rule == "linear" or k > 1}
+            done = {r: n for r, n in runs.items() if n is not None}
+            best = min(done, key=done.get) if done else None
+            steps[task.batch * k], rules[task.batch * k] = (done[best], best) if best else (None, None)
         b_crit = fit_critical_batch(steps)
         points.append({"progress": share, "b_simple": res.noise_scale, "b_simple_low": res.noise_scale_low,
-                       "b_crit": b_crit, "steps_to_target": {str(b): s for b, s in steps.items()}, "lr": lr,
+                       "b_crit": b_crit, "steps_to_target": {str(b): s for b, s in steps.items()},
+                       "lr_rule": {str(b): r for b, r in rules.items()}, "lr": lr,
                        "loss_at_branch": start, "target_loss": target,
                        "ratio": (res.noise_scale / b_crit) if res.noise_scale and b_crit else None})
         log(f"[truth] {task.name} at {share:.0%}: B_simple {res.noise_scale} (>= {res.noise_scale_low}), "

@@ -4,10 +4,11 @@ At a decision the gate is the stability score: below ``decrease_below`` the batc
 the published rule), but not below the starting batch ``B0`` unless the profile sets
 ``shrink_below_start`` (a shut gate early in training is not evidence that the user's batch is
 too large; non-finite steps still shrink below it); below ``increase_above`` it holds; at or
-above it, growth is *allowed*. How far is decided by goodput (Pollux, Qiao et al. 2021): the batch ``B`` that maximises
-``T(B) * E(B)`` among the grid sizes in ``(current, growth_factor x current]``, where ``T`` is the
-throughput in samples/s and ``E(B) = (B_noise + B0) / (B_noise + B)`` the statistical efficiency of a
-sample at ``B`` relative to one at the starting batch ``B0``. Growth is taken only when its gain
+above it, growth is *allowed*. How far is decided by goodput (Pollux, Qiao et al. 2021): the
+batch ``B`` that maximises ``T(B) * E(B)`` among the grid sizes in
+``(current, growth_factor x current]``, where ``T`` is the throughput in samples/s and
+``E(B) = (B_noise + B0) / (B_noise + B)`` the statistical efficiency of a sample at ``B``
+relative to one at the starting batch ``B0``. Growth is taken only when its gain
 over the current batch is at least ``min_gain`` computed with a *pessimistic* noise scale (a lower
 confidence bound), and never to a batch that runs slower per sample than the current one
 (docs/design.md, rule 9). So a larger batch is taken only when it runs faster per sample **and**

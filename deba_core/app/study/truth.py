@@ -121,9 +121,11 @@ def noise_truth(task: Task, data: Any, out: Path, device: str = "cpu", log: Call
         start = loss_on(model)
         check = max(1, window // 100)
         _, end = _branch(model, opt, data, task.batch, lr, None, window, loss_on, seed=1, check_samples=check)
-        # The whole drop of the B0 branch, not half of it: at the branch point the loss fluctuates
-        # from step to step by about half that drop, so a half-way target is met in a few steps by
-        # chance at every batch size (measured: 6-11 steps at each B), which says nothing about B.
+        # The whole drop of the B0 branch, not half of it: the loss fluctuates from step to step by
+        # about half that drop, so a half-way target was met in 6-11 steps at every B. On
+        # fashion-mlp even the whole drop is met by chance within a few steps at most points (a
+        # constant-LR window of 2 % makes too little progress): no B_crit fits there, and the
+        # report says so (docs/benchmarks.md, "Noise-scale truth").
         target = end
         steps, rules = {}, {}
         for k in FACTORS:

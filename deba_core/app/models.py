@@ -89,14 +89,29 @@ class SmallResNet(nn.Module):
 SMALL_MODELS = ("small-cnn", "small-mlp", "small-resnet")
 
 
-def make_model(name: str, *, in_channels: int, num_classes: int, size: int = 32) -> nn.Module:
-    """A built-in small net, or a timm/torchvision model (random weights) adapted to the input."""
+def make_model(name: str, *, in_channels: int, num_classes: int, size: int = 32, width: int | None = None) -> nn.Module:
+    """A built-in small net, or a timm/torchvision model (random weights) adapted to the input.
+
+    Args:
+        width: the channel width of ``small-cnn`` / ``small-resnet`` or the hidden width of
+            ``small-mlp`` (``None``: each net's default); a timm/torchvision model takes none.
+
+    Example:
+        >>> make_model("small-resnet", in_channels=1, num_classes=10, width=8).head.in_features
+        64
+    """
+    if width is not None:
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise DebaConfigError.single("width", width, "must be a positive integer")
+        if name not in SMALL_MODELS:
+            raise DebaConfigError.single("width", width, f"applies only to {', '.join(SMALL_MODELS)}, not to {name!r}")
+    sized = {} if width is None else {"hidden" if name == "small-mlp" else "width": width}
     if name == "small-cnn":
-        return SmallCNN(in_channels, num_classes)
+        return SmallCNN(in_channels, num_classes, **sized)
     if name == "small-mlp":
-        return SmallMLP(in_channels * size * size, num_classes)
+        return SmallMLP(in_channels * size * size, num_classes, **sized)
     if name == "small-resnet":
-        return SmallResNet(in_channels, num_classes)
+        return SmallResNet(in_channels, num_classes, **sized)
     kwargs = {}
     try:
         import timm

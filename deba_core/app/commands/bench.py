@@ -14,6 +14,7 @@ import yaml
 
 from deba.app.cli import command
 from deba.app.commands.common import check_device, check_int
+from deba.app.models import SMALL_MODELS
 from deba.app.study import METHODS, PRESETS, Preset, load_task_data, noise_truth, plan, run_study, summary
 from deba.app.study.runner import check_overrides
 from deba.errors import DebaConfigError
@@ -71,14 +72,15 @@ def _dry_run(preset: Preset, cells: list, data_dir: str | None) -> int:
     print(f"preset {preset.name}: {len(tasks)} tasks, {len(cells)} runs, {preset.seeds} seeds, methods "
           f"{', '.join(dict.fromkeys(m for _, m, _ in cells))}" + (" (data downloaded by torchvision)" if preset.download else ""))
     for t in tasks:
-        if t.model_kwargs or t.model not in ("small-mlp", "small-cnn", "small-resnet"):
+        if t.model not in SMALL_MODELS:
             try:
                 import timm
             except ImportError as exc:
                 raise DebaConfigError.single("timm", None, "is needed for this preset", remedy="pip install 'deba[timm]'") from exc
             if t.model not in set(timm.list_models()):
                 raise DebaConfigError.single("model", t.model, "is not a timm model")
-        print(f"  {t.name:16s} {t.dataset} {t.model:24s} train {t.train_subset or 'all'} test {t.test_subset or 'all'} "
+        model = t.model + "".join(f" {k}={v}" for k, v in t.model_kwargs.items())
+        print(f"  {t.name:16s} {t.dataset} {model:24s} train {t.train_subset or 'all'} test {t.test_subset or 'all'} "
               f"{t.epochs} epochs B0 {t.batch} {t.optimizer} lr {t.lr} {t.evals} evaluations")
     if preset.download:
         from deba.app.data import load_dataset

@@ -25,9 +25,12 @@ __all__ = ["EvalEvery", "build_model", "build_optimizer", "run_cell"]
 
 def build_model(task: Task, data: Any, seed: int) -> torch.nn.Module:
     """The task's model with the seed's initial weights."""
-    from deba.app.models import make_model
+    from deba.app.models import SMALL_MODELS, make_model
 
     torch.manual_seed(seed)
+    if task.model in SMALL_MODELS:
+        return make_model(task.model, in_channels=data.channels, num_classes=data.num_classes, size=data.size,
+                          **task.model_kwargs)
     if task.model_kwargs:
         import timm
 

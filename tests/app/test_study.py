@@ -10,7 +10,7 @@ import pytest
 import deba
 from deba.app.cli import main
 from deba.app.study import (METHODS, PRESETS, SWEEP, Preset, Task, analyse, bootstrap_mean, choose_best, cost_to_target,
-                            fit_critical_batch, goodput_ceiling, method_config, modelled_time, plan, plateau_target,
+                            critical_batch, goodput_ceiling, method_config, modelled_time, plan, plateau_target,
                             run_study, summary, throughput_bound)
 from helpers import FASHION_DIR
 
@@ -125,10 +125,49 @@ def test_fixed_best_reuses_the_run_that_already_is_it(tmp_path):
     assert fixed_best_source(tmp_path, "t", (2, "sqrt"), 0) == cell_path(tmp_path, "t", "sweep-2x-sqrt", 0)
 
 
-def test_critical_batch_fit():
-    steps = {b: round(100 * (1 + 64 / b)) for b in (16, 32, 64, 128, 256)}
-    assert fit_critical_batch(steps) == pytest.approx(64, rel=0.02)
-    assert fit_critical_batch({16: 10, 32: None}) is None
+def test_critical_batch_is_the_largest_size_before_the_first_loss():
+    assert critical_batch({32: 0.40, 64: 0.405, 128: 0.407, 256: 0.45, 512: 0.40}) == (128, 256), "a recovery past a loss does not count"
+    assert critical_batch({32: 0.40, 64: 0.405, 128: 0.41}) == (64, 128), "2 % of 0.40 is 0.008"
+    assert critical_batch({32: 0.40, 64: 0.39, 128: 0.3}) == (128, None), "no size loses: the grid's end"
+    assert critical_batch({64: 0.5, 32: 0.40}) == (32, 64), "the reference is the smallest size, in any order"
+    assert critical_batch({32: 0.40, 64: None, 128: 0.40}) == (32, 64), "a diverged branch loses"
+    assert critical_batch({32: 0.40, 64: 0.41}, tolerance=0.0) == (32, 64)
+    assert critical_batch({32: 0.40, 64: 0.41}, tolerance=0.05) == (64, None)
+    assert critical_batch({32: 0.40, 64: float("nan")}) == (32, 64)
+    for bad, field in (({}, "losses"), ({32: None, 64: 0.4}, r"losses\[32\]"), ({32: 0.0}, r"losses\[32\]"),
+                       ({32: float("inf")}, "losses"), ({"32": 0.4, "64": 0.4}, "positive int"), ({0: 0.4}, "positive int"),
+                       ({True: 0.4}, "positive int"), ({32: 0.4, 64: "0.4"}, r"losses\[64\]"), ([0.4], "losses")):
+        with pytest.raises(deba.DebaConfigError, match=field):
+            critical_batch(bad)
+    for tol in (-0.1, float("nan"), True, "0.1"):
+        with pytest.raises(deba.DebaConfigError, match="tolerance"):
+            critical_batch({32: 0.4}, tolerance=tol)
+
+
+def _truth_point(**kw):
+    point = {"progress": 0.3, "b_simple": 361.0, "b_simple_low": 126.0, "b_crit": 256, "b_crit_upper": None,
+             "ratio": 1.41, "ratio_is_upper_bound": True, "reference_spread": 0.003,
+             "branch_loss": {"32": 0.30, "64": 0.301, "128": 0.30, "256": 0.302},
+             "lr_rule": {"32": "linear", "64": "sqrt", "128": "sqrt", "256": "linear"}}
+    return {**point, **kw}
+
+
+def test_truth_table_and_plot_read_both_methods_files(tmp_path):
+    from matplotlib.figure import Figure
+
+    from deba.app.study.plots import _truth
+    from deba.app.study.report import truth_markdown
+
+    new = {"method": "equal-samples branches", "branch_samples": 4096, "branch_seeds": [1, 2, 3], "tolerance": 0.02,
+           "points": [_truth_point(), _truth_point(progress=0.6, b_crit=None, b_crit_upper=None, ratio=None,
+                                                   ratio_is_upper_bound=False, reference_spread=None)]}
+    old = {"task": "mlp", "points": [{"progress": 0.6, "b_simple": 412.0, "b_crit": 36.0, "steps_to_target": {"32": 40}}]}
+    md = truth_markdown({"new": new, "old": old})
+    rows = [line for line in md.splitlines() if line.startswith("| 30%") or line.startswith("| 60%")]
+    assert rows[0].startswith("| 30% | 361 (126) | 256 | - | <= 1.41 | 0.30 % |"), "no size lost: the ratio is a bound"
+    assert rows[1].startswith("| 60% | 361 (126) | - | - | - | - |"), "an unmeasured point shows dashes"
+    assert "### Noise-scale truth: old" in md and "older steps-to-target method" in md
+    assert _truth(tmp_path / "t.png", {"new": new, "old": old}, Figure).stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -156,11 +195,28 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").glob("*/*.json")}
     from deba.app.study import load_task_data, noise_truth
 
-    truth = noise_truth(TINY_TASK, load_task_data(TINY_TASK, str(FASHION_DIR)), tmp_path, log=logs.append)
+    tiny_data = load_task_data(TINY_TASK, str(FASHION_DIR))
+    truth = noise_truth(TINY_TASK, tiny_data, tmp_path, log=logs.append)
     assert [p["progress"] for p in truth["points"]] == [0.1, 0.3, 0.6]
-    assert all(len(p["steps_to_target"]) == 6 for p in truth["points"])
-    for p in truth["points"]:  # each reached size names the LR rule that got there first
-        assert all((p["lr_rule"][b] in ("linear", "sqrt")) == (n is not None) for b, n in p["steps_to_target"].items())
+    assert truth["branch_samples"] >= 4 * 16 * 32 and len(truth["branch_seeds"]) == 3
+    assert truth["branch_samples"] % (16 * 32) == 0, "every size sees the same samples"
+    for p in truth["points"]:  # every size ran on every data order, at the LR rule its own data order picked
+        assert len(p["branch_loss"]) == 6 and p["lr_rule"]["16"] == "linear" and "16" not in p["selection_loss"]
+        for b, loss in p["branch_loss"].items():
+            seeds = p["branch_loss_per_seed"][b]
+            assert len(seeds) == 3 and (loss is None) == (None in seeds)
+            if loss is not None:
+                assert loss == pytest.approx(sum(seeds) / 3)
+            if b != "16":
+                tried = p["selection_loss"][b]
+                done = {r: v for r, v in tried.items() if v is not None}
+                assert p["lr_rule"][b] == (min(done, key=done.get) if done else "sqrt")
+        if p["b_crit"] is not None:
+            losses = {int(b): v for b, v in p["branch_loss"].items()}
+            assert (p["b_crit"], p["b_crit_upper"]) == critical_batch(losses, truth["tolerance"])
+            assert p["reference_spread"] >= 0
+    quiet = []
+    assert noise_truth(TINY_TASK, tiny_data, tmp_path, log=quiet.append) == truth and not quiet, "read back, not measured again"
     analysis = summary(tmp_path, TINY, "test")
     t = analysis["tasks"]["tiny-mlp"]
     assert t["methods"]["fixed-small"]["modelled_speedup_vs_fixed-small"][0] == pytest.approx(1.0)
@@ -174,6 +230,7 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
                  "noise_truth.png"):
         assert (tmp_path / name).exists(), name
     assert "### tiny-mlp" in (tmp_path / "results.md").read_text()
+    assert "### Noise-scale truth: tiny-mlp" in (tmp_path / "results.md").read_text()
     # an experiment with other DEBA values is refused in a folder of finished cells (never mixed in)
     with pytest.raises(deba.DebaConfigError, match="deba_overrides.*differ from those of the finished cell") as err:
         run_study(TINY, tmp_path, data_dir=str(FASHION_DIR), deba_overrides={"lr_scaling": "sqrt"}, log=again.append)

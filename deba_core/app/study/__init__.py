@@ -12,9 +12,9 @@ from deba.app.study.methods import MethodConfig, method_config, published_rule
 from deba.app.study.report import analyse, markdown, summary
 from deba.app.study.runner import load_task_data, plan, run_study
 from deba.app.study.spec import METHODS, PRESETS, SWEEP, Preset, Task, sweep_name
-from deba.app.study.truth import fit_critical_batch, noise_truth
+from deba.app.study.truth import critical_batch, noise_truth
 
 __all__ = ["METHODS", "PRESETS", "SWEEP", "MethodConfig", "Preset", "Task", "analyse", "bootstrap_mean", "choose_best",
-           "cost_to_target", "fit_critical_batch", "goodput_ceiling", "load_task_data", "markdown", "method_config",
+           "cost_to_target", "critical_batch", "goodput_ceiling", "load_task_data", "markdown", "method_config",
            "modelled_time", "noise_truth", "plan", "plateau_target", "published_rule", "run_study", "summary",
            "sweep_name", "throughput_bound"]

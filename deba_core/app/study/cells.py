@@ -17,6 +17,7 @@ import torch
 
 from deba.app.study.methods import MethodConfig
 from deba.app.study.spec import Task
+from deba.errors import DebaConfigError
 from deba.training.callbacks import Callback
 from deba.training.fit import NonFiniteTraining, evaluate, fit
 
@@ -29,6 +30,9 @@ def build_model(task: Task, data: Any, seed: int) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     if task.model in SMALL_MODELS:
+        unknown = sorted(set(task.model_kwargs) - {"width"})
+        if unknown:
+            raise DebaConfigError.single("model_kwargs", unknown, f"are not options of {task.model} (it takes: width)")
         return make_model(task.model, in_channels=data.channels, num_classes=data.num_classes, size=data.size,
                           **task.model_kwargs)
     if task.model_kwargs:

@@ -107,14 +107,22 @@ def _truth(path: Path, truth: Mapping[str, Any], figure: type) -> Path:
     ax = fig.subplots()
     for name, t in truth.items():
         pts = [p for p in t["points"] if p.get("b_crit") and p.get("b_simple")]
-        ax.scatter([p["b_crit"] for p in pts], [p["b_simple"] for p in pts], label=name)
+        dots = ax.scatter([p["b_crit"] for p in pts], [p["b_simple"] for p in pts], label=name)
         for p in pts:
             ax.annotate(f"{p['progress']:.0%}", (p["b_crit"], p["b_simple"]), fontsize=7)
-    lim = [1, max([1] + [max(p.get("b_crit") or 1, p.get("b_simple") or 1) for t in truth.values() for p in t["points"]]) * 2]
+            if "branch_loss" not in p:
+                continue  # the older steps-to-target method: a fitted point, no range
+            # the critical batch lies between the last size that did not lose and the first that did;
+            # with none that lost it is a lower bound (a dotted bar to the right)
+            hi = p.get("b_crit_upper")
+            ax.plot([p["b_crit"], hi or 2 * p["b_crit"]], [p["b_simple"]] * 2, color=dots.get_facecolor()[0],
+                    lw=1, ls="-" if hi else ":")
+    lim = [1, max([1] + [max(p.get("b_crit_upper") or 2 * (p.get("b_crit") or 1), p.get("b_simple") or 1)
+                         for t in truth.values() for p in t["points"]]) * 2]
     ax.plot(lim, lim, ls="--", color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("critical batch (branched runs)")
+    ax.set_xlabel("critical batch (equal-sample branches; bar: to the first size that loses)")
     ax.set_ylabel("DEBA's B_simple")
     ax.legend(fontsize=7)
     fig.tight_layout()

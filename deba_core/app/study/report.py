@@ -19,7 +19,7 @@ from deba.app.study.ceiling import goodput_ceiling, throughput_bound
 from deba.app.study.spec import METHODS, Preset
 from deba.errors import DebaConfigError
 
-__all__ = ["analyse", "machine", "markdown", "summary"]
+__all__ = ["analyse", "machine", "markdown", "summary", "truth_markdown"]
 
 
 def machine() -> dict[str, Any]:
@@ -187,6 +187,43 @@ def markdown(analysis: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def truth_markdown(truth: Mapping[str, Any]) -> str:
+    """The noise-scale ground truth: per task and point, ``B_simple`` against the branched critical batch.
+
+    A file of the older steps-to-target method (no ``branch_loss``) gets a line saying so; its
+    figures stay in its JSON.
+
+    Example:
+        >>> point = {"progress": 0.1, "b_simple": 150.0, "b_simple_low": 90.0, "b_crit": 64, "b_crit_upper": 128,
+        ...          "ratio": 2.34, "ratio_is_upper_bound": False, "reference_spread": 0.004,
+        ...          "branch_loss": {"32": 0.41, "64": 0.415, "128": 0.44}, "lr_rule": {"32": "linear", "64": "sqrt", "128": "sqrt"}}
+        >>> t = {"method": "equal-samples branches", "branch_samples": 4096, "branch_seeds": [1, 2, 3], "tolerance": 0.02,
+        ...      "points": [point]}
+        >>> print(truth_markdown({"mlp": t}).splitlines()[-2])
+        | 10% | 150 (90) | 64 | 128 | 2.34 | 0.40 % | 32: 0.4100 (linear), 64: 0.4150 (sqrt), 128: 0.4400 (sqrt) |
+    """
+    lines = []
+    for name, t in truth.items():
+        if not t.get("points") or "branch_loss" not in t["points"][0]:
+            lines += [f"### Noise-scale truth: {name}", "", "Measured by the older steps-to-target method; see its JSON.", ""]
+            continue
+        lines += [f"### Noise-scale truth: {name}", "",
+                  f"{t['method']}: {t['branch_samples']} samples per branch, data orders {t['branch_seeds']}, "
+                  f"tolerance {100 * t['tolerance']:.0f} % of the B0 branch's loss.", "",
+                  "| progress | B_simple (lower bound) | critical batch | first size that loses | B_simple / critical | "
+                  "B0 loss spread over orders | branch loss by batch (LR rule) |", "|---|---|---|---|---|---|---|"]
+        for p in t["points"]:
+            f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+            loss = ", ".join(f"{b}: {f(v, 4)}" + (f" ({p['lr_rule'][b]})" if p["lr_rule"].get(b) else "")
+                             for b, v in p["branch_loss"].items())
+            spread = "-" if p["reference_spread"] is None else f"{100 * p['reference_spread']:.2f} %"
+            ratio = ("<= " if p.get("ratio_is_upper_bound") else "") + f(p["ratio"], 2)
+            lines.append(f"| {p['progress']:.0%} | {f(p['b_simple'])} ({f(p['b_simple_low'])}) | {f(p['b_crit'])} | "
+                         f"{f(p['b_crit_upper'])} | {ratio} | {spread} | {loss} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def summary(out: Path, preset: Preset, command: str) -> dict[str, Any]:
     """Analyse, plot and write ``results.json`` and ``results.md`` into ``out``."""
     from deba.app.study.plots import plot_all
@@ -200,7 +237,7 @@ def summary(out: Path, preset: Preset, command: str) -> dict[str, Any]:
     plots = plot_all(out, analysis)
     (out / "results.json").write_text(json.dumps(analysis, indent=1, default=str))
     md = [f"# Study results: preset `{preset.name}`", "", preset.note, "", f"Command: `{command}`", "",
-          f"Machine: {analysis['machine']}", "", markdown(analysis)]
+          f"Machine: {analysis['machine']}", "", markdown(analysis), truth_markdown(analysis.get("noise_truth", {}))]
     md += [f"![{p.stem}]({p.name})" for p in plots]
     (out / "results.md").write_text("\n".join(md) + "\n")
     return analysis

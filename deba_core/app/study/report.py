@@ -199,7 +199,7 @@ def truth_markdown(truth: Mapping[str, Any]) -> str:
         ...          "branch_loss": {"32": 0.41, "64": 0.415, "128": 0.44}, "lr_rule": {"32": "linear", "64": "sqrt", "128": "sqrt"}}
         >>> t = {"method": "equal-samples branches", "branch_samples": 4096, "branch_seeds": [1, 2, 3], "tolerance": 0.02,
         ...      "points": [point]}
-        >>> print(truth_markdown({"mlp": t}).splitlines()[-2])
+        >>> print(truth_markdown({"mlp": t}).splitlines()[-1])
         | 10% | 150 (90) | 64 | 128 | 2.34 | 0.40 % | 32: 0.4100 (linear), 64: 0.4150 (sqrt), 128: 0.4400 (sqrt) |
     """
     lines = []

@@ -164,7 +164,8 @@ def test_truth_table_and_plot_read_both_methods_files(tmp_path):
     old = {"task": "mlp", "points": [{"progress": 0.6, "b_simple": 412.0, "b_crit": 36.0, "steps_to_target": {"32": 40}}]}
     md = truth_markdown({"new": new, "old": old})
     rows = [line for line in md.splitlines() if line.startswith("| 30%") or line.startswith("| 60%")]
-    assert rows[0].startswith("| 30% | 361 (126) | 256 | - | <= 1.41 | 0.30 % |"), "no size lost: the ratio is a bound"
+    assert rows[0].startswith("| 30% | 361 (126) | >= 256 | none up to 256 | <= 1.41 | 0.30 % |"), \
+        "no size lost: the critical batch and the ratio are bounds"
     assert rows[1].startswith("| 60% | 361 (126) | - | - | - | - |"), "an unmeasured point shows dashes"
     assert "### Noise-scale truth: old" in md and "older steps-to-target method" in md
     assert _truth(tmp_path / "t.png", {"new": new, "old": old}, Figure).stat().st_size > 0

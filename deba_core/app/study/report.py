@@ -217,9 +217,14 @@ def truth_markdown(truth: Mapping[str, Any]) -> str:
             loss = ", ".join(f"{b}: {f(v, 4)}" + (f" ({p['lr_rule'][b]})" if p["lr_rule"].get(b) else "")
                              for b, v in p["branch_loss"].items())
             spread = "-" if p["reference_spread"] is None else f"{100 * p['reference_spread']:.2f} %"
-            ratio = ("<= " if p.get("ratio_is_upper_bound") else "") + f(p["ratio"], 2)
-            lines.append(f"| {p['progress']:.0%} | {f(p['b_simple'])} ({f(p['b_simple_low'])}) | {f(p['b_crit'])} | "
-                         f"{f(p['b_crit_upper'])} | {ratio} | {spread} | {loss} |")
+            ratio = "-" if p["ratio"] is None else ("<= " if p.get("ratio_is_upper_bound") else "") + f(p["ratio"], 2)
+            # No branch lost: the critical batch is only known to be at least the largest branch.
+            top = p["b_crit_upper"] is None and p["b_crit"] is not None and p["branch_loss"] \
+                and p["b_crit"] == max(int(b) for b in p["branch_loss"])
+            crit = f">= {p['b_crit']}" if top else f(p["b_crit"])
+            loses = f"none up to {p['b_crit']}" if top else f(p["b_crit_upper"])
+            lines.append(f"| {p['progress']:.0%} | {f(p['b_simple'])} ({f(p['b_simple_low'])}) | {crit} | "
+                         f"{loses} | {ratio} | {spread} | {loss} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -303,7 +303,16 @@ class BatchScheduler:
         Uses the last clear noise-scale estimate, or its lower bound while the estimate is unclear
         (``deba.profiles.lr_rule.progress_credit``); the LR factor applied comes from the lower
         bound, so the credit is that of the step actually taken.
+
+        A step smaller than the size in force (an epoch's tail) ran at that size's LR: it is worth
+        its share of a full step at that size. Priced as a chosen batch of its own size at that LR
+        it would be worth nothing once a noise estimate exists, and a run held at ``B0`` would fall
+        behind the fixed run's clock (its LR schedule and evaluations one step late: the
+        fashion-resnet study cells part from the fixed batch that way).
         """
+        chosen = self.batch_size
+        if 0 < batch < chosen:
+            return progress_credit(chosen, self.initial_batch, factor, self._last_clear_noise) * batch / chosen
         return progress_credit(batch, self.initial_batch, factor, self._last_clear_noise)
 
     def policy_signals(self) -> PolicySignals:

@@ -254,3 +254,13 @@ def test_presets_dry_run_checks_the_setup(capsys):
     assert main(["bench", "--preset", "cpu", "--dry-run", "--data-dir", str(FASHION_DIR),
                  "--deba-set", "growth_factr=2"]) == 2
     assert "growth_factr" in capsys.readouterr().err
+
+
+def test_a_folder_without_fixed_small_cells_says_so_instead_of_crashing(tmp_path):
+    # `deba bench --methods deba` alone: no target can be set, so no table and no plot (it used to
+    # crash in matplotlib with zero subplot columns after the cells had run).
+    from deba.app.study.plots import plot_all
+    from deba.app.study.report import markdown
+
+    assert plot_all(tmp_path, {"tasks": {}}) == []
+    assert "no target" in markdown({"tasks": {}})

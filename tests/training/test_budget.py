@@ -114,3 +114,20 @@ def test_fit_probes_throughput_for_goodput_so_it_can_grow_without_a_table():
                    loss_fn=torch.nn.functional.cross_entropy, strategy=Stable(prof), epochs=1, progress=False)
     reasons = " ".join(r["reason"] for r in res.step_records())
     assert "throughput at 32 not measured" not in reasons, "the probe measured the start before the first decision"
+
+
+def test_an_epoch_tail_at_the_starting_batch_is_credited_its_samples():
+    # A run held at B0 must keep the fixed run's clock: the 20-sample tail of each epoch was trained at
+    # B0's LR and is worth its samples, not the (zero) credit of a chosen batch of 20 at that LR.
+    torch.manual_seed(0)
+    x = torch.randn(532, 8)
+    y = (x @ torch.randn(8, 4)).argmax(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    prof = deba.load_profile("mlp").replace(warmup=0, cooldown=1, interval=2, window=3, min_samples=2)
+    flat = {b: 1000.0 for b in range(16, 2049, 8)}  # no size runs faster: the goodput policy holds at 32
+    res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                   loss_fn=torch.nn.functional.cross_entropy, profile=prof, strategy=Stable(prof), epochs=3,
+                   progress=False, policy="goodput", throughput=flat, budget="equivalent", seed=1)
+    assert set(res.batch_sizes) <= {32, 20}, "held at the starting batch"
+    assert res.noise_scale is not None, "a noise estimate existed"
+    assert res.equivalent_samples == pytest.approx(res.samples) and res.samples == 3 * 532

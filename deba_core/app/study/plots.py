@@ -131,13 +131,16 @@ def _truth(path: Path, truth: Mapping[str, Any], figure: type) -> Path:
 
 
 def plot_all(out: Path, analysis: Mapping[str, Any]) -> list[Path]:
-    """Every figure; ``[]`` when matplotlib is not installed."""
+    """Every figure; ``[]`` when matplotlib is not installed or no task could be analysed."""
+    if not analysis.get("tasks") and not analysis.get("noise_truth"):
+        return []  # e.g. --methods without fixed-small: no target, nothing to plot
     try:
         from matplotlib.figure import Figure
     except ImportError:
         return []
-    paths = [_speedups(out / "speedups.png", analysis, Figure), _trajectories(out / "trajectories.png", analysis, Figure),
-             _accuracy(out / "accuracy_vs_time.png", analysis, Figure)]
+    paths = [] if not analysis.get("tasks") else [
+        _speedups(out / "speedups.png", analysis, Figure), _trajectories(out / "trajectories.png", analysis, Figure),
+        _accuracy(out / "accuracy_vs_time.png", analysis, Figure)]
     if analysis.get("noise_truth"):
         paths.append(_truth(out / "noise_truth.png", analysis["noise_truth"], Figure))
     return paths

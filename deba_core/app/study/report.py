@@ -162,6 +162,9 @@ def _ci(x: Sequence[float | None] | None) -> str:
 def markdown(analysis: Mapping[str, Any]) -> str:
     """The headline table, one block per task."""
     lines = []
+    if not analysis["tasks"]:
+        return ("No task has fixed-small cells, so there is no target and no table: run `fixed-small` "
+                "(or copy its cells into this folder) and `--analyse-only`.\n")
     for name, t in analysis["tasks"].items():
         tp = t["throughput"]
         spread = ", ".join(f"{b}: {v:.0f} ({tp['low'][b]:.0f}-{tp['high'][b]:.0f})" for b, v in tp["samples_per_s"].items())

@@ -132,12 +132,11 @@ def _truth(path: Path, truth: Mapping[str, Any], figure: type) -> Path:
 
 def plot_all(out: Path, analysis: Mapping[str, Any]) -> list[Path]:
     """Every figure; ``[]`` when matplotlib is not installed or no task could be analysed."""
-    if not analysis.get("tasks") and not analysis.get("noise_truth"):
-        return []  # e.g. --methods without fixed-small: no target, nothing to plot
     try:
         from matplotlib.figure import Figure
     except ImportError:
         return []
+    # No analysed task (e.g. --methods without fixed-small: no target): only the truth plot, if any.
     paths = [] if not analysis.get("tasks") else [
         _speedups(out / "speedups.png", analysis, Figure), _trajectories(out / "trajectories.png", analysis, Figure),
         _accuracy(out / "accuracy_vs_time.png", analysis, Figure)]

@@ -95,7 +95,8 @@ PRESETS: dict[str, Preset] = {
             Task("fashion-mlp", "fashion-mnist", "small-mlp", 28, 1, None, None, epochs=20, batch=32),
             # ResNet-18's layout at width 8 (0.18M parameters, CIFAR stem) on a subset: the middle
             # case, samples/s grow 1.2-1.3x from batch 32 to 256-512 (the study's tables on two
-            # machines of this kind). Full-width ResNet-18 runs ~75 samples/s at batch 32 here, too slow for 41 runs.
+            # machines of this kind). Full-width ResNet-18 runs ~75 samples/s at batch 32 here,
+            # too slow for 41 runs.
             Task("fashion-resnet", "fashion-mnist", "small-resnet", 32, 1, 5000, None, epochs=8, batch=32, lr=0.05,
                  model_kwargs={"width": 8}),
             # The no-harm case: this CNN runs *slower* per sample at larger batches on a CPU.

@@ -12,6 +12,7 @@ from deba.app.cli import main
 from deba.app.study import (METHODS, PRESETS, SWEEP, Preset, Task, analyse, bootstrap_mean, choose_best, cost_to_target,
                             critical_batch, goodput_ceiling, method_config, modelled_time, plan, plateau_target,
                             run_study, summary, throughput_bound)
+from deba.app.study.schedule import lr_factor
 from helpers import FASHION_DIR
 
 TINY_TASK = Task("tiny-mlp", "fashion-mnist", "small-mlp", 28, 1, 600, 300, epochs=2, batch=16, evals=3)
@@ -48,6 +49,8 @@ def test_methods_are_configured_as_documented():
     assert (cfg["fixed-best"].fixed_batch, cfg["fixed-best"].lr_mult) == (128, 2.0)
     assert method_config("sweep-8x-linear", detected, 32).lr_mult == 8.0
     assert cfg["seesaw"].profile.policy == "seesaw" and cfg["seesaw"].profile.lr_scaling == "sqrt"
+    assert cfg["seesaw"].policy.schedule is lr_factor and cfg["seesaw"].policy.profile == cfg["seesaw"].profile
+    assert all(cfg[m].policy is None for m in METHODS if m != "seesaw")
     assert cfg["goodput-ungated"].profile.policy == "goodput-ungated" and cfg["goodput-ungated"].budget == "equivalent"
     paper = cfg["deba-paper"].profile
     assert (paper.policy, paper.lr_scaling, paper.shares) == ("stability", "linear", None)
@@ -56,6 +59,42 @@ def test_methods_are_configured_as_documented():
     assert cfg["deba-uniform"].profile.name == "generic"
     with pytest.raises(deba.DebaConfigError, match="sweep"):
         method_config("fixed-best", detected, 32)
+
+
+def test_the_study_schedule_anneals_by_three_quarters_and_holds_its_floor():
+    from deba.app.study.schedule import DECAY_SHARE, FLOOR, lr_lambda
+
+    ts = [i / 200 for i in range(201)]
+    fs = [lr_factor(t) for t in ts]
+    assert fs[0] == 1.0 and all(a >= b for a, b in zip(fs, fs[1:])), "falls monotonically from the peak"
+    assert lr_factor(DECAY_SHARE / 2) == pytest.approx(FLOOR + (1 - FLOOR) / 2)
+    assert all(f == pytest.approx(FLOOR) for t, f in zip(ts, fs) if t >= DECAY_SHARE), "held at the floor"
+    assert lr_factor(-0.5) == 1.0 and lr_factor(3.0) == pytest.approx(FLOOR)
+    f = lr_lambda(400)
+    assert f(300) == pytest.approx(FLOOR) and f(100) == pytest.approx(lr_factor(0.25))
+    for bad in (float("nan"), "0.5", True):
+        with pytest.raises(deba.DebaConfigError, match="progress"):
+            lr_factor(bad)
+    with pytest.raises(deba.DebaConfigError, match="nominal"):
+        lr_lambda(0)
+
+
+def test_seesaw_doubles_where_the_study_schedule_halves():
+    from deba.control.baselines import SeesawPolicy
+    from deba.control.policy import PolicySignals
+
+    detected = deba.load_profile("mlp").starting_at(32)
+    policy = method_config("seesaw", detected, 32).policy
+    first = next(t for t in (i / 1000 for i in range(1001)) if lr_factor(t) <= 0.5)
+    at = {t: policy.propose(32, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (first - 0.002, first)}
+    assert at == {first - 0.002: 32, first: 64}, "the first doubling is where this schedule first halves"
+    assert first < 0.5 - 0.1, "earlier than a cosine over the whole run would"
+    held = [policy.propose(512, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (0.8, 1.0)]
+    assert held == [512, 512], "at its 16 B0 cap through the held tail (the floor is 6 halvings: 2 ** 6 > 16)"
+    with pytest.raises(deba.DebaConfigError, match="schedule"):
+        SeesawPolicy(detected, schedule=0.5)
+    with pytest.raises(deba.DebaConfigError, match="schedule"):
+        SeesawPolicy(detected, schedule=lambda t: 2.0).propose(32, 0.0, PolicySignals(initial_batch=32, progress=0.1))
 
 
 def test_targets_costs_and_speedups_on_synthetic_cells():

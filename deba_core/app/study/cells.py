@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from deba.app.study.methods import MethodConfig
+from deba.app.study.schedule import lr_lambda
 from deba.app.study.spec import Task
 from deba.errors import DebaConfigError
 from deba.training.callbacks import Callback
@@ -105,8 +106,8 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
     opt = build_optimizer(task, model, config.lr_mult)
     budget = int(round(task.epochs * len(data.train)))
     nominal = max(1, budget // task.batch)
-    # Cosine over the budget, stepped once per B0 samples of the budget's clock (so it ends with it).
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, nominal) / nominal)))
+    # The study's schedule (schedule.py), stepped once per B0 samples of the budget's clock (so it ends with it).
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal))
     evals = EvalEvery(model, data.test, budget, task.evals, config.budget == "equivalent", device)
     diverged = None
     with warnings.catch_warnings():
@@ -114,7 +115,7 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
         try:
             result = fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile=config.profile,
                      batch_size=task.batch, max_samples=budget, device=device, progress=False, seed=seed,
-                     fixed_batch=config.fixed_batch, tensorboard=False, lr_scheduler=sched,
+                     fixed_batch=config.fixed_batch, policy=config.policy, tensorboard=False, lr_scheduler=sched,
                      lr_scheduler_interval="samples", budget=config.budget, callbacks=[evals],
                      max_micro_batch=task.max_micro_batch, history_in_memory=16,
                      probe_throughput=False if config.fixed_batch is not None else None)

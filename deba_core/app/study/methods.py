@@ -3,7 +3,8 @@
 * ``fixed-small``: the starting batch ``B0``, fixed; ``sweep-Kx-RULE``: a fixed ``K B0`` with the LR
   scaled by ``K`` (linear) or ``sqrt(K)``; ``fixed-best``: the sweep configuration that reached the
   target fastest on seed 0 (in modelled time), run on every seed.
-* ``seesaw``: doubles the batch where the cosine would halve the LR, LR rule ``sqrt`` (Seesaw 2025).
+* ``seesaw``: doubles the batch where the study's LR schedule would halve the LR, LR rule ``sqrt``
+  (Seesaw 2025).
 * ``goodput-ungated``: the goodput rule with no stability gate (AdaScale / Pollux-style).
 * ``deba-paper``: the published rule (``policy="stability"``) on v1's three signals, linear LR,
   timing in intervals, the strict sample budget.
@@ -17,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from deba.app.study.schedule import lr_factor
+from deba.control.baselines import SeesawPolicy
 from deba.errors import DebaConfigError
 from deba.profiles.loading import load_profile
 from deba.profiles.schema import ArchitectureProfile, RunShares
@@ -33,6 +36,7 @@ class MethodConfig:
     lr_mult: float
     budget: str  # "samples" or "equivalent"
     label: str
+    policy: Any = None  # a BatchPolicy instance for deba.fit's ``policy=`` (None: the profile's policy)
 
 
 def published_rule(profile: ArchitectureProfile) -> ArchitectureProfile:
@@ -81,7 +85,9 @@ def method_config(method: str, detected: ArchitectureProfile, b0: int,
         return MethodConfig(detected, k * b0, float(k) if rule == "linear" else math.sqrt(k), "samples",
                             f"fixed {k}x B0, {rule} LR")
     if method == "seesaw":
-        return MethodConfig(_seesaw(detected, b0), None, 1.0, "samples", "Seesaw ramp")
+        profile = _seesaw(detected, b0)
+        # Seesaw doubles where *this run's* schedule halves: it is given the study's schedule shape.
+        return MethodConfig(profile, None, 1.0, "samples", "Seesaw ramp", SeesawPolicy(profile, schedule=lr_factor))
     if method == "goodput-ungated":
         return MethodConfig(detected.replace(policy="goodput-ungated"), None, 1.0, "equivalent", "goodput, no gate")
     if method == "deba-paper":

@@ -49,7 +49,7 @@ def test_methods_are_configured_as_documented():
     assert (cfg["fixed-best"].fixed_batch, cfg["fixed-best"].lr_mult) == (128, 2.0)
     assert method_config("sweep-8x-linear", detected, 32).lr_mult == 8.0
     assert cfg["seesaw"].profile.policy == "seesaw" and cfg["seesaw"].profile.lr_scaling == "sqrt"
-    assert cfg["seesaw"].policy.schedule is lr_factor and cfg["seesaw"].policy.profile == cfg["seesaw"].profile
+    assert cfg["seesaw"].policy.schedule(0.9) == lr_factor(0.9) and cfg["seesaw"].policy.profile == cfg["seesaw"].profile
     assert all(cfg[m].policy is None for m in METHODS if m != "seesaw")
     assert cfg["goodput-ungated"].profile.policy == "goodput-ungated" and cfg["goodput-ungated"].budget == "equivalent"
     paper = cfg["deba-paper"].profile
@@ -77,6 +77,14 @@ def test_the_study_schedule_anneals_by_three_quarters_and_holds_its_floor():
             lr_factor(bad)
     with pytest.raises(deba.DebaConfigError, match="nominal"):
         lr_lambda(0)
+    assert lr_factor(0.5, "cosine") == pytest.approx(0.5) and lr_factor(1.0, "cosine") == pytest.approx(0.0)
+    for bad_call in (lambda: lr_factor(0.5, "linear"), lambda: lr_lambda(10, "step"),
+                     lambda: Task("t", "digits", "small-mlp", 8, 1, None, None, epochs=1, batch=8, schedule="wsd"),
+                     lambda: method_config("seesaw", deba.load_profile("mlp").starting_at(32), 32, schedule="wsd")):
+        with pytest.raises(deba.DebaConfigError, match="schedule"):
+            bad_call()
+    assert all(t.schedule == "held" for t in PRESETS["small"].tasks + PRESETS["paper"].tasks)
+    assert all(t.schedule == "cosine" for t in PRESETS["cpu"].tasks + PRESETS["quick"].tasks)
 
 
 def test_seesaw_doubles_where_the_study_schedule_halves():
@@ -91,6 +99,8 @@ def test_seesaw_doubles_where_the_study_schedule_halves():
     assert first < 0.5 - 0.1, "earlier than a cosine over the whole run would"
     held = [policy.propose(512, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (0.8, 1.0)]
     assert held == [512, 512], "at its 16 B0 cap through the held tail (the floor is 6 halvings: 2 ** 6 > 16)"
+    cosine = method_config("seesaw", detected, 32, schedule="cosine").policy
+    assert [cosine.propose(32, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (0.49, 0.5)] == [32, 64]
     with pytest.raises(deba.DebaConfigError, match="schedule"):
         SeesawPolicy(detected, schedule=0.5)
     with pytest.raises(deba.DebaConfigError, match="schedule"):

@@ -106,8 +106,8 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
     opt = build_optimizer(task, model, config.lr_mult)
     budget = int(round(task.epochs * len(data.train)))
     nominal = max(1, budget // task.batch)
-    # The study's schedule (schedule.py), stepped once per B0 samples of the budget's clock (so it ends with it).
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal))
+    # The task's schedule (schedule.py), stepped once per B0 samples of the budget's clock (so it ends with it).
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal, task.schedule))
     evals = EvalEvery(model, data.test, budget, task.evals, config.budget == "equivalent", device)
     diverged = None
     with warnings.catch_warnings():

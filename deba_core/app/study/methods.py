@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,7 @@ def _seesaw(profile: ArchitectureProfile, b0: int) -> ArchitectureProfile:
 
 
 def method_config(method: str, detected: ArchitectureProfile, b0: int,
-                  best: tuple[int, str] | None = None) -> MethodConfig:
+                  best: tuple[int, str] | None = None, schedule: str = "held") -> MethodConfig:
     """The configuration of ``method`` for a model whose detected profile is ``detected``.
 
     Args:
@@ -66,6 +67,7 @@ def method_config(method: str, detected: ArchitectureProfile, b0: int,
         detected: ``deba.profile_for(model)`` (already started at ``b0``).
         b0: the starting batch.
         best: the sweep's winner ``(K, rule)``, needed for ``fixed-best``.
+        schedule: the task's LR schedule (``schedule.SCHEDULES``), the shape Seesaw follows.
 
     Raises:
         DebaConfigError: an unknown method, or ``fixed-best`` before the sweep chose.
@@ -86,8 +88,10 @@ def method_config(method: str, detected: ArchitectureProfile, b0: int,
                             f"fixed {k}x B0, {rule} LR")
     if method == "seesaw":
         profile = _seesaw(detected, b0)
-        # Seesaw doubles where *this run's* schedule halves: it is given the study's schedule shape.
-        return MethodConfig(profile, None, 1.0, "samples", "Seesaw ramp", SeesawPolicy(profile, schedule=lr_factor))
+        lr_factor(0.0, schedule)  # an unknown schedule is refused here, not at the first decision
+        # Seesaw doubles where *this run's* schedule halves: it is given the task's schedule shape.
+        shape = functools.partial(lr_factor, schedule=schedule)
+        return MethodConfig(profile, None, 1.0, "samples", "Seesaw ramp", SeesawPolicy(profile, schedule=shape))
     if method == "goodput-ungated":
         return MethodConfig(detected.replace(policy="goodput-ungated"), None, 1.0, "equivalent", "goodput, no gate")
     if method == "deba-paper":

@@ -191,7 +191,7 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] | None = No
             rec = {**json.loads(src.read_text()), "method": "fixed-best", "reused_from": src.stem}
         else:
             detected = deba.profile_for(build_model(task, data, seed)).starting_at(task.batch)
-            config = method_config(method, detected, task.batch, best)
+            config = method_config(method, detected, task.batch, best, task.schedule)
             if method == "deba" and overrides:
                 config = dataclasses.replace(config, profile=config.profile.replace(**overrides))
             rec = {**run_cell(task, method, config, seed, data, device), "overrides": overrides if method == "deba" else {}}

@@ -2,8 +2,8 @@
 
 A *task* is a dataset, a model and a training budget sized so the fixed starting batch reaches a
 plateau on this machine; a *preset* is a set of tasks, seeds and methods. Every method trains with
-the same LR schedule (``schedule.py``: a cosine annealed to 1 % by 75 % of the budget, then held)
-counted in samples of the budget's clock (so "grow without raising the LR" never stands in for a
+the task's one LR schedule (``schedule.py``: a cosine annealed to 1 % by 75 % of the budget, then
+held, where the runs are to plateau; a plain cosine for the short ``cpu`` and ``quick`` runs) counted in samples of the budget's clock (so "grow without raising the LR" never stands in for a
 missing decay), through ``deba.fit``, on the same step engine.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deba.app.study.schedule import SCHEDULES
 from deba.errors import DebaConfigError
 
 __all__ = ["METHODS", "PRESETS", "Preset", "SWEEP", "Task", "sweep_name"]
@@ -42,6 +43,7 @@ class Task:
         lr, optimizer: SGD with momentum 0.9 and weight decay 5e-4, or AdamW (weight decay 0.05).
         evals: evaluations per run, at equal shares of the budget.
         max_micro_batch: memory cap per forward/backward (``None``: none).
+        schedule: the LR schedule of every method (``held`` or ``cosine``, see ``schedule.py``).
     """
 
     name: str
@@ -58,6 +60,11 @@ class Task:
     evals: int = 20
     max_micro_batch: int | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    schedule: str = "held"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise DebaConfigError.single("schedule", self.schedule, f"must be one of {', '.join(SCHEDULES)}")
 
 
 @dataclass(frozen=True)
@@ -110,25 +117,29 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         "quick",
-        (Task("fashion-mlp", "fashion-mnist", "small-mlp", 28, 1, 6000, 2000, epochs=3, batch=32, evals=6),),
+        (Task("fashion-mlp", "fashion-mnist", "small-mlp", 28, 1, 6000, 2000, epochs=3, batch=32, evals=6,
+              schedule="cosine"),),
         seeds=1,
         note="One small task, one seed, every method: a smoke-scale study (a few minutes).",
     ),
     "cpu": Preset(
         "cpu",
+        # Short runs by design (4 epochs of a subset, far from a plateau on this machine): a full
+        # cosine, which gets the most out of a short budget; the held tail would leave them starved.
         (
             Task("resnet18", "fashion-mnist", "resnet18", 32, 3, 2400, 1000, epochs=4, batch=32, evals=8,
-                 max_micro_batch=256),
+                 max_micro_batch=256, schedule="cosine"),
             Task("resnet50", "fashion-mnist", "resnet50", 32, 3, 900, 500, epochs=4, batch=32, evals=8,
-                 max_micro_batch=256),
+                 max_micro_batch=256, schedule="cosine"),
             Task("densenet121", "fashion-mnist", "densenet121", 32, 3, 800, 500, epochs=4, batch=32, evals=8,
-                 max_micro_batch=256),
+                 max_micro_batch=256, schedule="cosine"),
             Task("efficientnet_b0", "fashion-mnist", "efficientnet_b0", 32, 3, 1000, 500, epochs=4, batch=32,
-                 lr=2e-3, optimizer="adamw", evals=8, max_micro_batch=256),
+                 lr=2e-3, optimizer="adamw", evals=8, max_micro_batch=256, schedule="cosine"),
             Task("mobilenetv3", "fashion-mnist", "mobilenetv3_large_100", 32, 3, 1200, 500, epochs=4, batch=32,
-                 lr=2e-3, optimizer="adamw", evals=8, max_micro_batch=256),
+                 lr=2e-3, optimizer="adamw", evals=8, max_micro_batch=256, schedule="cosine"),
             Task("vit_b16", "fashion-mnist", "vit_tiny_patch16_224", 32, 3, 1200, 500, epochs=4, batch=32, lr=1e-3,
-                 optimizer="adamw", evals=8, max_micro_batch=256, model_kwargs={"img_size": 32, "patch_size": 4}),
+                 optimizer="adamw", evals=8, max_micro_batch=256, model_kwargs={"img_size": 32, "patch_size": 4},
+                 schedule="cosine"),
         ),
         seeds=3,
         methods=("fixed-small", "deba", "deba-uniform", "deba-paper"),

@@ -102,7 +102,7 @@ def _stop_at(task: Task, data: Any, share: float, device: str) -> tuple[torch.nn
     opt = build_optimizer(task, model)
     budget = int(round(task.epochs * len(data.train)))
     nominal = max(1, budget // task.batch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal, task.schedule))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile="auto",
@@ -178,7 +178,7 @@ def noise_truth(task: Task, data: Any, out: Path, device: str = "cpu", log: Call
     points = []
     for share in POINTS:
         model, opt, res = _stop_at(task, data, share, device)
-        lr = task.lr * lr_factor(share)
+        lr = task.lr * lr_factor(share, task.schedule)
         start = loss_on(model)
         losses, rules, per_seed, picks = {}, {}, {}, {}
         for k in FACTORS:

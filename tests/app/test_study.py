@@ -174,6 +174,17 @@ def test_fixed_best_reuses_the_run_that_already_is_it(tmp_path):
     assert fixed_best_source(tmp_path, "t", (2, "sqrt"), 0) == cell_path(tmp_path, "t", "sweep-2x-sqrt", 0)
 
 
+def test_a_finished_cell_of_another_schedule_or_length_is_refused_not_reused(tmp_path):
+    from deba.app.study.runner import cell_path
+
+    path = cell_path(tmp_path, TINY_TASK.name, "fixed-small", 0)
+    path.parent.mkdir(parents=True)
+    for ran in ({}, {"schedule": "cosine", "epochs": TINY_TASK.epochs}, {"schedule": "held", "epochs": 4}):
+        path.write_text(json.dumps({"task": TINY_TASK.name, "method": "fixed-small", "seed": 0, **ran}))
+        with pytest.raises(deba.DebaConfigError, match="own --out folder"):
+            run_study(TINY, tmp_path, methods=("fixed-small",), data_dir=str(FASHION_DIR), log=lambda _: None)
+
+
 def test_critical_batch_is_the_largest_size_before_the_first_loss():
     assert critical_batch({32: 0.40, 64: 0.405, 128: 0.407, 256: 0.45, 512: 0.40}) == (128, 256), "a recovery past a loss does not count"
     assert critical_batch({32: 0.40, 64: 0.405, 128: 0.41}) == (64, 128), "2 % of 0.40 is 0.008"

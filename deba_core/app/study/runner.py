@@ -137,11 +137,18 @@ def fixed_best_source(out: Path, task: str, best: tuple[int, str], seed: int) ->
     return cell_path(out, task, sweep_name(k, rule), 0) if seed == 0 else None
 
 
-def _finished(path: Path, method: str, overrides: dict[str, Any]) -> dict[str, Any] | None:
-    """A finished cell's record; refuses one run with other ``deba`` overrides (never mixed in)."""
+def _finished(path: Path, method: str, overrides: dict[str, Any], task: Task) -> dict[str, Any] | None:
+    """A finished cell's record; refuses one run with other ``deba`` overrides, another LR schedule
+    or another length than ``task`` has now (never mixed in)."""
     if not path.exists():
         return None
     rec = json.loads(path.read_text())
+    # Cells written before tasks named a schedule all ran the full cosine.
+    ran = (rec.get("schedule", "cosine"), rec.get("epochs", task.epochs))
+    if ran != (task.schedule, task.epochs):
+        raise DebaConfigError.single("task", task.name, f"is now schedule {task.schedule!r}, {task.epochs} epochs, but the "
+                                     f"finished cell {path} ran schedule {ran[0]!r}, {ran[1]} epochs",
+                                     remedy="Give the changed task its own --out folder.")
     wanted = overrides if method == "deba" else {}
     if rec.get("overrides", {}) != wanted:
         raise DebaConfigError.single("deba_overrides", wanted, f"differ from those of the finished cell {path} "
@@ -176,7 +183,7 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] | None = No
     records, cache = [], {}
     for i, (task, method, seed) in enumerate(cells, 1):
         path = cell_path(out, task.name, method, seed)
-        rec = _finished(path, method, overrides)
+        rec = _finished(path, method, overrides, task)
         if rec is not None:
             records.append(rec)
             continue

@@ -243,6 +243,7 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     for r in records:
         assert len(r["curve"]) == TINY_TASK.evals and r["steps"] > 0 and 0 <= r["final_accuracy"] <= 1
         assert sum(n for _, n in r["trajectory"]) == r["steps"]
+        assert (r["schedule"], r["epochs"]) == ("held", TINY_TASK.epochs)
     choice = json.loads((tmp_path / "choices" / "tiny-mlp.json").read_text())
     best = next(r for r in records if r["method"] == "fixed-best")
     assert best["fixed_batch"] == choice["k"] * 16
@@ -259,6 +260,7 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     tiny_data = load_task_data(TINY_TASK, str(FASHION_DIR))
     truth = noise_truth(TINY_TASK, tiny_data, tmp_path, log=logs.append)
     assert [p["progress"] for p in truth["points"]] == [0.1, 0.3, 0.6]
+    assert (truth["schedule"], truth["epochs"]) == (TINY_TASK.schedule, TINY_TASK.epochs), "a changed task is measured again"
     assert truth["branch_samples"] >= 4 * 16 * 32 and len(truth["branch_seeds"]) == 3
     assert truth["branch_samples"] % (16 * 32) == 0, "every size sees the same samples"
     for p in truth["points"]:  # every size ran on every data order, at the LR rule its own data order picked

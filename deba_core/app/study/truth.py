@@ -157,7 +157,8 @@ def noise_truth(task: Task, data: Any, out: Path, device: str = "cpu", log: Call
     unit = task.batch * FACTORS[-1]
     samples = unit * max(4, int(BRANCH_SHARE * budget) // unit)
     setting = {"method": METHOD, "branch_samples": samples, "branch_seeds": list(BRANCH_SEEDS),
-               "selection_seed": SELECTION_SEED, "tolerance": TOLERANCE, "factors": list(FACTORS)}
+               "selection_seed": SELECTION_SEED, "tolerance": TOLERANCE, "factors": list(FACTORS),
+               "schedule": task.schedule, "epochs": task.epochs}
     path = out / "truth" / f"{task.name}.json"
     if path.exists():
         old = json.loads(path.read_text())

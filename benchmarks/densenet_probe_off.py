@@ -30,7 +30,7 @@ if mode == "nomeasure":  # the probe runs; no step is a noise-measurement (split
     from deba.training.step import StepEngine
     StepEngine._measure_now = lambda self: False
 detected = deba.profile_for(C.build_model(task, data, seed)).starting_at(task.batch)
-cfg = method_config("deba", detected, task.batch, None)
+cfg = method_config("deba", detected, task.batch, None, schedule=task.schedule)
 cfg = dataclasses.replace(cfg, profile=cfg.profile.replace(min_batch=32))
 rec = C.run_cell(task, "deba", cfg, seed, data)
 print(mode, seed, rec["final_accuracy"], rec["steps"], rec["changes"])

@@ -39,7 +39,7 @@ if kind == "step":  # not a study schedule: register it for this process only
 task = dataclasses.replace(task, epochs=epochs, schedule=kind)
 data = load_task_data(task, data_dir)
 detected = deba.profile_for(cells.build_model(task, data, seed)).starting_at(task.batch)
-rec = cells.run_cell(task, "fixed-small", method_config("fixed-small", detected, task.batch), seed, data)
+rec = cells.run_cell(task, "fixed-small", method_config("fixed-small", detected, task.batch, schedule=task.schedule), seed, data)
 accs = [100 * p["accuracy"] for p in rec["curve"]]
 print(f"{name} {kind} {epochs:g} ep seed {seed}: plateau gain {100 * plateau_gain(rec):.2f} points, "
       f"final (mean of last 3) {sum(accs[-3:]) / 3:.2f} %")

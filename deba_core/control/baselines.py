@@ -13,27 +13,41 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable
 
 from deba.control.goodput import GoodputPolicy
 from deba.control.policy import BatchPolicy, Move, PolicySignals
 from deba.errors import DebaConfigError
 
-__all__ = ["SeesawPolicy", "UngatedGoodputPolicy", "cosine", "cosine_halvings", "halvings"]
+__all__ = ["SeesawPolicy", "UngatedGoodputPolicy", "cosine", "cosine_halvings"]
+
+#: Points of progress at which a Seesaw policy's schedule is sampled into its state, so a resume
+#: with another schedule shape is refused rather than doubling at other points.
+_FINGERPRINT = tuple(i / 32 for i in range(33))
+
+
+def _share(progress: Any, field: str = "progress") -> float:
+    if isinstance(progress, bool) or not isinstance(progress, numbers.Real) or not math.isfinite(progress):
+        raise DebaConfigError.single(field, progress, "must be a finite real number (the share of the budget done)")
+    return min(max(float(progress), 0.0), 1.0)
 
 
 def cosine(progress: float) -> float:
-    """The cosine schedule's LR factor ``(1 + cos(pi t)) / 2`` at ``progress`` ``t`` (clamped to [0, 1])."""
-    return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-
-
-def halvings(factor: float) -> int:
-    """How many times an LR factor (peak = 1) has halved: ``floor(log2(1 / factor))`` (60 at 0).
+    """The cosine schedule's LR factor ``(1 + cos(pi t)) / 2`` at ``progress`` ``t`` (clamped to [0, 1]).
 
     Example:
-        >>> [halvings(f) for f in (1.0, 0.51, 0.5, 0.01)]
-        [0, 0, 1, 6]
+        >>> [cosine(t) for t in (0.0, 0.5, 2.0)]
+        [1.0, 0.5, 0.0]
+
+    Raises:
+        DebaConfigError: ``progress`` is not a finite real number.
     """
+    return 0.5 * (1.0 + math.cos(math.pi * _share(progress)))
+
+
+def _halvings(factor: float) -> int:
+    """How many times an LR factor (peak = 1) has halved: ``floor(log2(1 / factor))`` (60 at 0)."""
     return 60 if factor <= 0 else max(0, int(math.floor(math.log2(1.0 / factor) + 1e-9)))
 
 
@@ -44,7 +58,7 @@ def cosine_halvings(progress: float) -> int:
         >>> [cosine_halvings(t) for t in (0.0, 0.49, 0.5, 0.67, 0.9)]
         [0, 0, 1, 2, 5]
     """
-    return halvings(cosine(progress))
+    return _halvings(cosine(progress))
 
 
 class SeesawPolicy(BatchPolicy):
@@ -56,10 +70,19 @@ class SeesawPolicy(BatchPolicy):
 
     Args:
         profile: the architecture profile (its ``max_batch``, ``growth_factor``, ``granularity``).
-        schedule: the shape of the LR schedule the run trains with, as a function of the share of
-            the budget done to the LR factor (peak = 1); a cosine over the whole budget by
-            default. Give the same shape the run's ``lr_scheduler`` follows, or Seesaw doubles at
-            the wrong points.
+            Passed as ``policy=`` to ``deba.fit`` or ``BatchScheduler``, the policy must be built
+            on the scheduler's own profile: the loaded profile ``.starting_at(batch_size)``.
+        schedule: the shape of the LR schedule the run trains with after its peak: a function of
+            the share of the budget done (0-1) to the LR factor in [0, 1], peak = 1, not
+            increasing (a warm-up from 0 would read as 60 halvings). A cosine over the whole budget
+            by default. Give the shape the run's ``lr_scheduler`` follows, or Seesaw doubles at the
+            wrong points. It is sampled into :meth:`state_dict`, so a resume with another shape is
+            refused.
+        **options: none other; unknown ones are refused.
+
+    Raises:
+        DebaConfigError: ``schedule`` is not callable, or returns something other than a factor in
+            [0, 1] (checked at progress 0 and 1 when built, and at every decision).
 
     Example:
         >>> import deba
@@ -79,18 +102,23 @@ class SeesawPolicy(BatchPolicy):
         if schedule is not None and not callable(schedule):
             raise DebaConfigError.single("schedule", schedule, "must be a function of progress (0-1) to the LR factor")
         self.schedule = cosine if schedule is None else schedule
+        for t in (0.0, 1.0):  # a wrong shape fails here, not at the first decision of a run
+            self._factor(t)
 
-    def _halvings(self, progress: float) -> int:
+    def _factor(self, progress: float) -> float:
         factor = self.schedule(progress)
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 0 or factor > 1 + 1e-9:
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor <= 1 + 1e-9:
             raise DebaConfigError.single("schedule", factor, f"must return an LR factor in [0, 1] (at progress {progress:.3f})")
-        return halvings(float(factor))
+        return float(factor)
+
+    def _fingerprint(self) -> list[float]:
+        return [round(self._factor(t), 9) for t in _FINGERPRINT]
 
     def propose(self, batch: int, score: float, signals: PolicySignals) -> Move:
         if signals.progress is None:
             return Move(batch, "hold", "seesaw needs the run's budget (progress unknown): hold")
         p, g = self.profile, self.profile.granularity
-        k = self._halvings(signals.progress)
+        k = _halvings(self._factor(_share(signals.progress, "signals.progress")))
         target = min(p.max_batch, signals.initial_batch * 2 ** min(k, 30))
         step_cap = max(batch + g, math.floor(batch * p.growth_factor / g + 1e-9) * g)
         target = min(target, step_cap)
@@ -98,6 +126,22 @@ class SeesawPolicy(BatchPolicy):
         if target <= batch:
             return Move(batch, "hold", f"seesaw: {k} halving(s) of the LR schedule at {signals.progress:.0%}: hold")
         return Move(target, "grow", f"seesaw: the scheduled LR halved ({k}x by {signals.progress:.0%}): double the batch")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's shape, sampled at 33 points of progress (the policy keeps no other state)."""
+        return {"schedule": self._fingerprint()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Check that the saved schedule is this one's (a state saved before it was kept passes).
+
+        Raises:
+            DebaConfigError: the saved shape differs from this policy's.
+        """
+        saved = state.get("schedule") if isinstance(state, dict) else None
+        if saved is not None and [round(float(v), 9) for v in saved] != self._fingerprint():
+            raise DebaConfigError.single(
+                "state.policy.schedule", saved, "must be the shape of this policy's schedule",
+                remedy="Resume with policy=SeesawPolicy(profile, schedule=f), f the schedule the run was saved with.")
 
 
 class UngatedGoodputPolicy(GoodputPolicy):

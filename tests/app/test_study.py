@@ -44,12 +44,16 @@ def test_plan_runs_the_sweep_first_and_interleaves_methods_by_seed():
 
 def test_methods_are_configured_as_documented():
     detected = deba.load_profile("mlp").starting_at(32)
-    cfg = {m: method_config(m, detected, 32, best=(4, "sqrt")) for m in METHODS}
+    cfg = {m: method_config(m, detected, 32, best=(4, "sqrt"), schedule="held") for m in METHODS}
     assert (cfg["fixed-small"].fixed_batch, cfg["fixed-small"].lr_mult, cfg["fixed-small"].budget) == (32, 1.0, "samples")
     assert (cfg["fixed-best"].fixed_batch, cfg["fixed-best"].lr_mult) == (128, 2.0)
-    assert method_config("sweep-8x-linear", detected, 32).lr_mult == 8.0
+    assert method_config("sweep-8x-linear", detected, 32, schedule="held").lr_mult == 8.0
     assert cfg["seesaw"].profile.policy == "seesaw" and cfg["seesaw"].profile.lr_scaling == "sqrt"
-    assert cfg["seesaw"].policy.schedule(0.9) == lr_factor(0.9) and cfg["seesaw"].policy.profile == cfg["seesaw"].profile
+    assert cfg["seesaw"].policy.schedule(0.6) == lr_factor(0.6, "held") != lr_factor(0.6, "cosine")
+    # deba.fit accepts a policy instance only on its own profile: the one it resolves from the config
+    from deba.profiles.loading import resolve_profile
+
+    assert resolve_profile(cfg["seesaw"].profile, None).starting_at(32) == cfg["seesaw"].policy.profile
     assert all(cfg[m].policy is None for m in METHODS if m != "seesaw")
     assert cfg["goodput-ungated"].profile.policy == "goodput-ungated" and cfg["goodput-ungated"].budget == "equivalent"
     paper = cfg["deba-paper"].profile
@@ -58,27 +62,34 @@ def test_methods_are_configured_as_documented():
     assert cfg["deba"].profile == detected and cfg["deba"].budget == "equivalent"
     assert cfg["deba-uniform"].profile.name == "generic"
     with pytest.raises(deba.DebaConfigError, match="sweep"):
-        method_config("fixed-best", detected, 32)
+        method_config("fixed-best", detected, 32, schedule="held")
+    with pytest.raises(TypeError):
+        method_config("seesaw", detected, 32)  # the schedule is required: a forgotten one is no silent default
 
 
 def test_the_study_schedule_anneals_by_three_quarters_and_holds_its_floor():
     from deba.app.study.schedule import DECAY_SHARE, FLOOR, lr_lambda
 
     ts = [i / 200 for i in range(201)]
-    fs = [lr_factor(t) for t in ts]
+    fs = [lr_factor(t, "held") for t in ts]
     assert fs[0] == 1.0 and all(a >= b for a, b in zip(fs, fs[1:])), "falls monotonically from the peak"
-    assert lr_factor(DECAY_SHARE / 2) == pytest.approx(FLOOR + (1 - FLOOR) / 2)
+    assert lr_factor(DECAY_SHARE / 2, "held") == pytest.approx(FLOOR + (1 - FLOOR) / 2)
     assert all(f == pytest.approx(FLOOR) for t, f in zip(ts, fs) if t >= DECAY_SHARE), "held at the floor"
-    assert lr_factor(-0.5) == 1.0 and lr_factor(3.0) == pytest.approx(FLOOR)
-    f = lr_lambda(400)
-    assert f(300) == pytest.approx(FLOOR) and f(100) == pytest.approx(lr_factor(0.25))
+    assert lr_factor(-0.5, "held") == 1.0 and lr_factor(3.0, "held") == pytest.approx(FLOOR)
+    f = lr_lambda(400, "held")
+    assert f(300) == pytest.approx(FLOOR) and f(100) == pytest.approx(lr_factor(0.25, "held"))
+    g = lr_lambda(400, "cosine")
+    assert g(200) == pytest.approx(0.5) and g(400) == pytest.approx(0.0), "the cpu presets' schedule"
+    import numpy as np
+
+    assert lr_factor(np.float32(0.5), "cosine") == pytest.approx(0.5)
     for bad in (float("nan"), "0.5", True):
         with pytest.raises(deba.DebaConfigError, match="progress"):
-            lr_factor(bad)
+            lr_factor(bad, "held")
     with pytest.raises(deba.DebaConfigError, match="nominal"):
-        lr_lambda(0)
+        lr_lambda(0, "held")
     assert lr_factor(0.5, "cosine") == pytest.approx(0.5) and lr_factor(1.0, "cosine") == pytest.approx(0.0)
-    for bad_call in (lambda: lr_factor(0.5, "linear"), lambda: lr_lambda(10, "step"),
+    for bad_call in (lambda: lr_factor(0.5, "linear"), lambda: lr_lambda(10, "step"), lambda: lr_factor(0.5, ["held"]),
                      lambda: Task("t", "digits", "small-mlp", 8, 1, None, None, epochs=1, batch=8, schedule="wsd"),
                      lambda: method_config("seesaw", deba.load_profile("mlp").starting_at(32), 32, schedule="wsd")):
         with pytest.raises(deba.DebaConfigError, match="schedule"):
@@ -92,19 +103,25 @@ def test_seesaw_doubles_where_the_study_schedule_halves():
     from deba.control.policy import PolicySignals
 
     detected = deba.load_profile("mlp").starting_at(32)
-    policy = method_config("seesaw", detected, 32).policy
-    first = next(t for t in (i / 1000 for i in range(1001)) if lr_factor(t) <= 0.5)
+    policy = method_config("seesaw", detected, 32, schedule="held").policy
+    first = next(t for t in (i / 1000 for i in range(1001)) if lr_factor(t, "held") <= 0.5)
     at = {t: policy.propose(32, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (first - 0.002, first)}
     assert at == {first - 0.002: 32, first: 64}, "the first doubling is where this schedule first halves"
     assert first < 0.5 - 0.1, "earlier than a cosine over the whole run would"
-    held = [policy.propose(512, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (0.8, 1.0)]
-    assert held == [512, 512], "at its 16 B0 cap through the held tail (the floor is 6 halvings: 2 ** 6 > 16)"
+    at_cap = [policy.propose(512, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (0.8, 1.0)]
+    assert at_cap == [512, 512], "never past its 16 B0 cap, never shrinks"
     cosine = method_config("seesaw", detected, 32, schedule="cosine").policy
     assert [cosine.propose(32, 0.0, PolicySignals(initial_batch=32, progress=t)).batch_size for t in (0.49, 0.5)] == [32, 64]
     with pytest.raises(deba.DebaConfigError, match="schedule"):
         SeesawPolicy(detected, schedule=0.5)
+    for shape in (lambda t: 2.0, lambda t: float("nan"), lambda t: -0.1, lambda t: "1"):
+        with pytest.raises(deba.DebaConfigError, match="schedule"):
+            SeesawPolicy(detected, schedule=shape)  # refused when built, not at the first decision
+    # its state carries the shape: a resume under another schedule is refused, the same one passes
+    policy.load_state_dict(json.loads(json.dumps(policy.state_dict())))
+    policy.load_state_dict({})  # a state saved before the shape was kept
     with pytest.raises(deba.DebaConfigError, match="schedule"):
-        SeesawPolicy(detected, schedule=lambda t: 2.0).propose(32, 0.0, PolicySignals(initial_batch=32, progress=0.1))
+        cosine.load_state_dict(policy.state_dict())
 
 
 def test_targets_costs_and_speedups_on_synthetic_cells():
@@ -183,6 +200,39 @@ def test_a_finished_cell_of_another_schedule_or_length_is_refused_not_reused(tmp
         path.write_text(json.dumps({"task": TINY_TASK.name, "method": "fixed-small", "seed": 0, **ran}))
         with pytest.raises(deba.DebaConfigError, match="own --out folder"):
             run_study(TINY, tmp_path, methods=("fixed-small",), data_dir=str(FASHION_DIR), log=lambda _: None)
+    from deba.app.study.cells import check_ran_as
+
+    same = {"schedule": TINY_TASK.schedule, "epochs": TINY_TASK.epochs}
+    check_ran_as(same, TINY_TASK, "a cell")  # the task as it is now: reused
+    old_cosine = Task("old", "digits", "small-mlp", 8, 1, None, None, epochs=1, batch=8, schedule="cosine")
+    check_ran_as({}, old_cosine, "a cell")  # cells from before schedules ran the full cosine: reused for one
+    with pytest.raises(deba.DebaConfigError, match="must be task tiny-mlp's"):
+        check_ran_as({"schedule": "cosine", "epochs": 2}, TINY_TASK, "a cell")
+
+
+def test_a_diverged_cell_records_its_schedule_so_a_resume_reuses_it(monkeypatch):
+    from deba.app.study import cells
+    from deba.training.fit import NonFiniteTraining
+
+    seen = {}
+
+    def diverging_fit(*args, **kwargs):
+        seen.update(kwargs)
+        raise NonFiniteTraining("loss is nan at step 3. More")
+
+    monkeypatch.setattr(cells, "fit", diverging_fit)
+    from deba.app.data import load_dataset
+
+    data = load_dataset("digits", train_subset=128, test_subset=32)
+    task = Task("t", "digits", "small-mlp", 8, 1, 128, 32, epochs=2, batch=16, evals=2, schedule="cosine")
+    config = method_config("seesaw", deba.load_profile("mlp").starting_at(16), 16, schedule=task.schedule)
+    rec = cells.run_cell(task, "seesaw", config, 0, data)
+    assert rec["diverged"] and (rec["schedule"], rec["epochs"]) == ("cosine", 2)
+    cells.check_ran_as(rec, task, "the diverged cell")
+    # what the cell handed deba.fit: the task's schedule on its LR scheduler, the Seesaw policy
+    sched = seen["lr_scheduler"]
+    assert [sched.lr_lambdas[0](k) for k in (0, 8, 16)] == pytest.approx([1.0, 0.5, 0.0])
+    assert seen["policy"] is config.policy and seen["lr_scheduler_interval"] == "samples"
 
 
 def test_critical_batch_is_the_largest_size_before_the_first_loss():

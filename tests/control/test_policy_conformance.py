@@ -22,6 +22,11 @@ class TestSeesaw(PolicyConformance):
     policy_class = SeesawPolicy
 
 
+class TestSeesawOnAHeldSchedule(PolicyConformance):
+    policy_class = SeesawPolicy
+    options = {"schedule": lambda t: max(0.01, 1.0 - t / 0.75)}  # a linear decay to a held floor
+
+
 class TestUngatedGoodput(PolicyConformance):
     policy_class = UngatedGoodputPolicy
     profile_name = "resnet18"

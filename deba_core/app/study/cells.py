@@ -22,7 +22,7 @@ from deba.errors import DebaConfigError
 from deba.training.callbacks import Callback
 from deba.training.fit import NonFiniteTraining, evaluate, fit
 
-__all__ = ["EvalEvery", "build_model", "build_optimizer", "run_cell"]
+__all__ = ["EvalEvery", "build_model", "build_optimizer", "check_ran_as", "lr_scheduler_for", "ran_as", "run_cell"]
 
 
 def build_model(task: Task, data: Any, seed: int) -> torch.nn.Module:
@@ -49,6 +49,31 @@ def build_optimizer(task: Task, model: torch.nn.Module, lr_mult: float = 1.0) ->
     if task.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=task.lr * lr_mult, weight_decay=0.05)
     return torch.optim.SGD(model.parameters(), lr=task.lr * lr_mult, momentum=0.9, weight_decay=5e-4)
+
+
+def lr_scheduler_for(task: Task, opt: torch.optim.Optimizer, budget: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The task's schedule (``schedule.py``) on ``opt``, stepped once per ``B0`` samples of the
+    budget's clock (``lr_scheduler_interval="samples"``), so it ends with the budget."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(max(1, budget // task.batch), task.schedule))
+
+
+def ran_as(record: dict[str, Any]) -> tuple[str, float | None]:
+    """``(schedule, epochs)`` a cell's record ran with. Records from before tasks named a schedule
+    ran the full cosine; their epochs are not recorded (``None``)."""
+    return record.get("schedule", "cosine"), record.get("epochs")
+
+
+def check_ran_as(record: dict[str, Any], task: Task, where: str) -> None:
+    """Refuse a finished cell that ran another schedule or length than ``task`` has now.
+
+    Raises:
+        DebaConfigError: the record's ``(schedule, epochs)`` differ from the task's.
+    """
+    schedule, epochs = ran_as(record)
+    if schedule != task.schedule or (epochs is not None and epochs != task.epochs):
+        raise DebaConfigError.single("schedule, epochs", (schedule, epochs),
+                                     f"of {where} must be task {task.name}'s ({task.schedule!r}, {task.epochs:g})",
+                                     remedy="Give the changed task its own --out folder (cells are never mixed).")
 
 
 class EvalEvery(Callback):
@@ -105,9 +130,7 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
     model = build_model(task, data, seed)
     opt = build_optimizer(task, model, config.lr_mult)
     budget = int(round(task.epochs * len(data.train)))
-    nominal = max(1, budget // task.batch)
-    # The task's schedule (schedule.py), stepped once per B0 samples of the budget's clock (so it ends with it).
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal, task.schedule))
+    sched = lr_scheduler_for(task, opt, budget)
     evals = EvalEvery(model, data.test, budget, task.evals, config.budget == "equivalent", device)
     diverged = None
     with warnings.catch_warnings():
@@ -127,11 +150,7 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
     if diverged is not None:
         return _diverged(task, method, config, seed, budget, evals, diverged)
     return {
-        "task": task.name, "method": method, "seed": seed, "label": config.label, "profile": config.profile.name,
-        "policy": None if config.fixed_batch is not None else config.profile.policy,
-        "fixed_batch": config.fixed_batch, "lr": task.lr * config.lr_mult, "initial_batch": task.batch,
-        "budget_samples": budget, "epochs": task.epochs, "schedule": task.schedule, "budget": config.budget,
-        "stopped_by": result.stopped_by, "diverged": None,
+        **_setting(task, method, config, seed, budget), "stopped_by": result.stopped_by, "diverged": None,
         "final_accuracy": evals.curve[-1]["accuracy"], "samples": result.samples, "steps": result.steps,
         "equivalent_samples": result.equivalent_samples,
         "train_time_s": evals.curve[-1]["train_time"], "curve": evals.curve, "trajectory": evals.trajectory,
@@ -140,15 +159,22 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
     }
 
 
+def _setting(task: Task, method: str, config: MethodConfig, seed: int, budget: int) -> dict[str, Any]:
+    """What every record holds of how the cell was set up (finished or diverged alike)."""
+    return {
+        "task": task.name, "method": method, "seed": seed, "label": config.label, "profile": config.profile.name,
+        "policy": None if config.fixed_batch is not None else config.profile.policy,
+        "fixed_batch": config.fixed_batch, "lr": task.lr * config.lr_mult, "initial_batch": task.batch,
+        "budget_samples": budget, "epochs": task.epochs, "schedule": task.schedule, "budget": config.budget,
+    }
+
+
 def _diverged(task: Task, method: str, config: MethodConfig, seed: int, budget: int, evals: EvalEvery,
               why: str) -> dict[str, Any]:
     """The record of a run that diverged: its curve up to then, no final accuracy."""
     last = evals.last or {"samples": 0, "step": 0, "equivalent_samples": 0.0, "train_time": 0.0}
     return {
-        "task": task.name, "method": method, "seed": seed, "label": config.label, "profile": config.profile.name,
-        "policy": None if config.fixed_batch is not None else config.profile.policy,
-        "fixed_batch": config.fixed_batch, "lr": task.lr * config.lr_mult, "initial_batch": task.batch,
-        "budget_samples": budget, "budget": config.budget, "stopped_by": "diverged", "diverged": why,
+        **_setting(task, method, config, seed, budget), "stopped_by": "diverged", "diverged": why,
         "final_accuracy": None, "samples": last["samples"], "steps": last["step"],
         "equivalent_samples": last["equivalent_samples"], "train_time_s": last["train_time"] - evals.eval_seconds,
         "curve": evals.curve, "trajectory": evals.trajectory or [[task.batch, 0]], "noise": _thin(evals.noise),

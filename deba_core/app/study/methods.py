@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from deba.app.study.schedule import lr_factor
+from deba.app.study.schedule import check_schedule, lr_factor
 from deba.control.baselines import SeesawPolicy
 from deba.errors import DebaConfigError
 from deba.profiles.loading import load_profile
@@ -59,7 +59,7 @@ def _seesaw(profile: ArchitectureProfile, b0: int) -> ArchitectureProfile:
 
 
 def method_config(method: str, detected: ArchitectureProfile, b0: int,
-                  best: tuple[int, str] | None = None, schedule: str = "held") -> MethodConfig:
+                  best: tuple[int, str] | None = None, *, schedule: str) -> MethodConfig:
     """The configuration of ``method`` for a model whose detected profile is ``detected``.
 
     Args:
@@ -70,7 +70,7 @@ def method_config(method: str, detected: ArchitectureProfile, b0: int,
         schedule: the task's LR schedule (``schedule.SCHEDULES``), the shape Seesaw follows.
 
     Raises:
-        DebaConfigError: an unknown method, or ``fixed-best`` before the sweep chose.
+        DebaConfigError: an unknown method or schedule, or ``fixed-best`` before the sweep chose.
     """
     if method == "fixed-small":
         return MethodConfig(detected, b0, 1.0, "samples", "fixed B0")
@@ -88,7 +88,7 @@ def method_config(method: str, detected: ArchitectureProfile, b0: int,
                             f"fixed {k}x B0, {rule} LR")
     if method == "seesaw":
         profile = _seesaw(detected, b0)
-        lr_factor(0.0, schedule)  # an unknown schedule is refused here, not at the first decision
+        check_schedule(schedule)
         # Seesaw doubles where *this run's* schedule halves: it is given the task's schedule shape.
         shape = functools.partial(lr_factor, schedule=schedule)
         return MethodConfig(profile, None, 1.0, "samples", "Seesaw ramp", SeesawPolicy(profile, schedule=shape))

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from deba.app.study.analysis import bootstrap_mean, cost_to_target, modelled_time, plateau_gain, plateau_target
+from deba.app.study.cells import ran_as
 from deba.app.study.ceiling import goodput_ceiling, throughput_bound
 from deba.app.study.spec import METHODS, Preset
 from deba.errors import DebaConfigError
@@ -136,11 +137,16 @@ def analyse(out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"tasks": {}, "targets": {}, "throughput": tables, "cells": []}
     for name in tasks:
         mine = [c for c in cells if c["task"] == name]
+        ran = sorted({ran_as(c) for c in mine}, key=repr)
+        if len(ran) > 1:  # a target or a speedup across schedules or lengths would mean nothing
+            raise DebaConfigError.single(f"cells of {name}", ran, "must all have run one schedule and length",
+                                         remedy="Give each version of a task its own --out folder.")
         if name not in tables:
             continue
         t = _task(name, mine, tables[name])
         if not t:
             continue
+        t["schedule"], t["epochs"] = ran[0]
         result["tasks"][name] = t
         result["targets"][name] = t["target_accuracy_pct"]
         sps = tables[name]["samples_per_s"]
@@ -168,7 +174,8 @@ def markdown(analysis: Mapping[str, Any]) -> str:
     for name, t in analysis["tasks"].items():
         tp = t["throughput"]
         spread = ", ".join(f"{b}: {v:.0f} ({tp['low'][b]:.0f}-{tp['high'][b]:.0f})" for b, v in tp["samples_per_s"].items())
-        lines += [f"### {name}", "",
+        epochs = "" if t.get("epochs") is None else f", {t['epochs']:g} epochs"
+        lines += [f"### {name}", "", f"LR schedule: {t.get('schedule', 'cosine')}{epochs}.",
                   f"Target {t['target_accuracy_pct']:.2f} % (fixed-small plateau - 0.3; its last 20 % gained "
                   f"{t['plateau_gain_pct']:.2f} points). Throughput bound {t['throughput_bound']:.2f}x, goodput ceiling "
                   f"{(t['goodput_ceiling'] or float('nan')):.2f}x to the target ({(t['goodput_ceiling_full_run'] or float('nan')):.2f}x "

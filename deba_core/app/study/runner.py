@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deba.app.study.analysis import choose_best, plateau_target
-from deba.app.study.cells import build_model, build_optimizer, run_cell
+from deba.app.study.cells import build_model, build_optimizer, check_ran_as, run_cell
 from deba.app.study.methods import method_config
 from deba.app.study.spec import SWEEP, Preset, Task, sweep_name
 from deba.app.study.throughput import measure_table, table_sizes
@@ -101,15 +101,18 @@ def _choice(task: Task, out: Path, table: dict[str, Any]) -> tuple[int, str] | N
     path = out / "choices" / f"{task.name}.json"
     if path.exists():
         c = json.loads(path.read_text())
+        check_ran_as(c, task, f"the sweep's choice {path}")
         return int(c["k"]), str(c["rule"])
     names = ["fixed-small"] + [sweep_name(k, rule) for k, rule in SWEEP]
     cells = [cell_path(out, task.name, n, 0) for n in names]
     if not all(p.exists() for p in cells):
         return None
     records = [json.loads(p.read_text()) for p in cells]
+    for p, rec in zip(cells, records):
+        check_ran_as(rec, task, f"the sweep cell {p}")
     target = plateau_target([records[0]])
     k, rule, why = choose_best(records, target, table["samples_per_s"])
-    write_json(path, {"k": k, "rule": rule, "target": target, "why": why})
+    write_json(path, {"k": k, "rule": rule, "target": target, "why": why, "schedule": task.schedule, "epochs": task.epochs})
     return k, rule
 
 
@@ -143,12 +146,7 @@ def _finished(path: Path, method: str, overrides: dict[str, Any], task: Task) ->
     if not path.exists():
         return None
     rec = json.loads(path.read_text())
-    # Cells written before tasks named a schedule all ran the full cosine.
-    ran = (rec.get("schedule", "cosine"), rec.get("epochs", task.epochs))
-    if ran != (task.schedule, task.epochs):
-        raise DebaConfigError.single("task", task.name, f"is now schedule {task.schedule!r}, {task.epochs} epochs, but the "
-                                     f"finished cell {path} ran schedule {ran[0]!r}, {ran[1]} epochs",
-                                     remedy="Give the changed task its own --out folder.")
+    check_ran_as(rec, task, f"the finished cell {path}")
     wanted = overrides if method == "deba" else {}
     if rec.get("overrides", {}) != wanted:
         raise DebaConfigError.single("deba_overrides", wanted, f"differ from those of the finished cell {path} "
@@ -194,11 +192,12 @@ def run_study(preset: Preset, out: Path, *, methods: tuple[str, ...] | None = No
         data, table = cache[task.name]
         best = _choice(task, out, table) if method == "fixed-best" else None
         src = fixed_best_source(out, task.name, best, seed) if method == "fixed-best" else None
-        if src is not None:
-            rec = {**json.loads(src.read_text()), "method": "fixed-best", "reused_from": src.stem}
+        found = _finished(src, "fixed-best", overrides, task) if src is not None else None
+        if found is not None:
+            rec = {**found, "method": "fixed-best", "reused_from": src.stem}
         else:
             detected = deba.profile_for(build_model(task, data, seed)).starting_at(task.batch)
-            config = method_config(method, detected, task.batch, best, task.schedule)
+            config = method_config(method, detected, task.batch, best, schedule=task.schedule)
             if method == "deba" and overrides:
                 config = dataclasses.replace(config, profile=config.profile.replace(**overrides))
             rec = {**run_cell(task, method, config, seed, data, device), "overrides": overrides if method == "deba" else {}}

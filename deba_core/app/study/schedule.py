@@ -21,11 +21,13 @@ different anneal; the noise-scale ground truth branches from the same schedule.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
+from deba.control.baselines import cosine
 from deba.errors import DebaConfigError
 
-__all__ = ["DECAY_SHARE", "FLOOR", "SCHEDULES", "lr_factor", "lr_lambda"]
+__all__ = ["DECAY_SHARE", "FLOOR", "SCHEDULES", "check_schedule", "lr_factor", "lr_lambda"]
 
 #: ``held``: the share of the budget over which the cosine falls from 1 to ``FLOOR``.
 DECAY_SHARE = 0.75
@@ -34,50 +36,67 @@ FLOOR = 0.01
 
 
 def _held(t: float) -> float:
-    x = min(t / DECAY_SHARE, 1.0)
-    return FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + math.cos(math.pi * x))
+    return FLOOR + (1.0 - FLOOR) * cosine(t / DECAY_SHARE)
 
 
-def _cosine(t: float) -> float:
-    return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+#: The schedules a task may name (``Task.schedule``): progress in [0, 1] -> LR factor (peak = 1).
+SCHEDULES: dict[str, Callable[[float], float]] = {"held": _held, "cosine": cosine}
 
 
-#: The schedules a task may name (``Task.schedule``).
-SCHEDULES: dict[str, Callable[[float], float]] = {"held": _held, "cosine": _cosine}
+def check_schedule(schedule: str) -> Callable[[float], float]:
+    """The shape named ``schedule``.
 
+    Raises:
+        DebaConfigError: ``schedule`` names none of ``SCHEDULES``.
 
-def _check(schedule: str) -> Callable[[float], float]:
-    if schedule not in SCHEDULES:
+    Example:
+        >>> check_schedule("cosine")(0.5)
+        0.5
+    """
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise DebaConfigError.single("schedule", schedule, f"must be one of {', '.join(SCHEDULES)}")
     return SCHEDULES[schedule]
 
 
-def lr_factor(progress: float, schedule: str = "held") -> float:
-    """The LR factor (peak = 1) of ``schedule`` at ``progress``, the share of the budget done
-    (clamped to [0, 1]).
+def lr_factor(progress: float, schedule: str) -> float:
+    """The LR factor (peak = 1) of a schedule at a point of the run.
+
+    Args:
+        progress: the share of the budget done (clamped to [0, 1]).
+        schedule: a name in ``SCHEDULES``.
+
+    Raises:
+        DebaConfigError: an unknown schedule, or ``progress`` not a finite real number.
 
     Example:
-        >>> [round(lr_factor(t), 4) for t in (0.0, 0.375, 0.75, 0.9, 1.0)]
+        >>> [round(lr_factor(t, "held"), 4) for t in (0.0, 0.375, 0.75, 0.9, 1.0)]
         [1.0, 0.505, 0.01, 0.01, 0.01]
         >>> [round(lr_factor(t, "cosine"), 4) for t in (0.0, 0.5, 1.0)]
         [1.0, 0.5, 0.0]
     """
-    shape = _check(schedule)
-    if isinstance(progress, bool) or not isinstance(progress, (int, float)) or not math.isfinite(progress):
+    shape = check_schedule(schedule)
+    if isinstance(progress, bool) or not isinstance(progress, numbers.Real) or not math.isfinite(progress):
         raise DebaConfigError.single("progress", progress, "must be a finite real number (share of the budget)")
-    return shape(max(float(progress), 0.0))
+    return shape(min(max(float(progress), 0.0), 1.0))
 
 
-def lr_lambda(nominal: int, schedule: str = "held") -> Callable[[int], float]:
-    """``lr_factor`` for ``torch.optim.lr_scheduler.LambdaLR`` stepped once per ``B0`` samples of a
-    budget of ``nominal`` such steps (``lr_scheduler_interval="samples"``).
+def lr_lambda(nominal: int, schedule: str) -> Callable[[int], float]:
+    """``lr_factor`` for ``torch.optim.lr_scheduler.LambdaLR``.
+
+    Args:
+        nominal: the budget in scheduler steps (one per ``B0`` samples of the budget's clock, as
+            ``lr_scheduler_interval="samples"`` steps it).
+        schedule: a name in ``SCHEDULES``.
+
+    Raises:
+        DebaConfigError: an unknown schedule, or ``nominal`` not an int >= 1.
 
     Example:
-        >>> f = lr_lambda(100)
+        >>> f = lr_lambda(100, "held")
         >>> f(0), round(f(75), 4), round(f(1000), 4)
         (1.0, 0.01, 0.01)
     """
-    _check(schedule)
+    check_schedule(schedule)
     if isinstance(nominal, bool) or not isinstance(nominal, int) or nominal < 1:
         raise DebaConfigError.single("nominal", nominal, "must be an int >= 1 (scheduler steps in the budget)")
     return lambda k: lr_factor(k / nominal, schedule)

@@ -3,7 +3,8 @@
 A *task* is a dataset, a model and a training budget sized so the fixed starting batch reaches a
 plateau on this machine; a *preset* is a set of tasks, seeds and methods. Every method trains with
 the task's one LR schedule (``schedule.py``: a cosine annealed to 1 % by 75 % of the budget, then
-held, where the runs are to plateau; a plain cosine for the short ``cpu`` and ``quick`` runs) counted in samples of the budget's clock (so "grow without raising the LR" never stands in for a
+held, where the runs are to plateau; a plain cosine for the short ``cpu`` and ``quick`` runs),
+counted in samples of the budget's clock (so "grow without raising the LR" never stands in for a
 missing decay), through ``deba.fit``, on the same step engine.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deba.app.study.schedule import SCHEDULES
+from deba.app.study.schedule import check_schedule
 from deba.errors import DebaConfigError
 
 __all__ = ["METHODS", "PRESETS", "Preset", "SWEEP", "Task", "sweep_name"]
@@ -63,8 +64,7 @@ class Task:
     schedule: str = "held"
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise DebaConfigError.single("schedule", self.schedule, f"must be one of {', '.join(SCHEDULES)}")
+        check_schedule(self.schedule)
 
 
 @dataclass(frozen=True)

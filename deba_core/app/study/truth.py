@@ -30,8 +30,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from deba.app.study.cells import build_model, build_optimizer
-from deba.app.study.schedule import lr_factor, lr_lambda
+from deba.app.study.cells import build_model, build_optimizer, lr_scheduler_for
+from deba.app.study.schedule import lr_factor
 from deba.app.study.spec import Task
 from deba.errors import DebaConfigError
 
@@ -101,8 +101,7 @@ def _stop_at(task: Task, data: Any, share: float, device: str) -> tuple[torch.nn
     model = build_model(task, data, 0)
     opt = build_optimizer(task, model)
     budget = int(round(task.epochs * len(data.train)))
-    nominal = max(1, budget // task.batch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(nominal, task.schedule))
+    sched = lr_scheduler_for(task, opt, budget)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = fit(model, data.train, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy, profile="auto",
@@ -162,7 +161,8 @@ def noise_truth(task: Task, data: Any, out: Path, device: str = "cpu", log: Call
     path = out / "truth" / f"{task.name}.json"
     if path.exists():
         old = json.loads(path.read_text())
-        if all(old.get(k) == v for k, v in setting.items()):
+        legacy = {"schedule": "cosine"}  # files from before tasks named a schedule ran the full cosine
+        if all(old.get(k, legacy.get(k)) == v for k, v in setting.items()):
             return old
         log(f"[truth] {path} was measured by another method or setting; measuring again")
     x, y = data.train.tensors

@@ -28,6 +28,7 @@ __all__ = [
     "run_micro_batches",
     "slice_batch",
     "split_sizes",
+    "synchronize",
 ]
 
 
@@ -68,6 +69,18 @@ def move_to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: move_to(v, device) for k, v in batch.items()}
     return batch
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait until ``device`` has run every kernel queued on it.
+
+    CUDA runs kernels asynchronously: a timer read right after a step measures how fast the kernels
+    were *launched*, not run. Every timer that feeds a throughput table or model reads through this
+    (on the CPU it does nothing).
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def split_sizes(n: int, cap: int | None) -> list[int]:

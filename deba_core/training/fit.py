@@ -38,6 +38,7 @@ from deba.training.lr import LRCoupler
 from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome, loss_of
+from deba.training.tensor_batches import fetch_batch, loader_parts
 from deba.training.throughput_probe import candidate_sizes, probe_throughput, startup_sizes
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
@@ -134,8 +135,8 @@ def evaluate(
         ...                      torch.nn.functional.cross_entropy))
         ['eval_accuracy', 'eval_loss']
     """
-    dataset = as_dataset(data, "eval_data")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    dataset, collate = loader_parts(as_dataset(data, "eval_data"), None)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     was_training = model.training
     model.eval()
     total_loss, correct, count, classified = 0.0, 0, 0, True
@@ -231,8 +232,9 @@ class _FitRun:
                                     min_last_batch=self.profile.granularity)
 
     def _loader(self) -> torch.utils.data.DataLoader:
+        dataset, collate = loader_parts(self.dataset, self.cfg.collate_fn)  # tensors: one index per batch
         return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers, collate_fn=self.cfg.collate_fn,
+            dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers, collate_fn=collate,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
             # Each iter(loader) draws a worker base seed; from its own generator it never moves the
             # global RNG, so a resumed run (which calls iter() mid-epoch) keeps the same dropout masks.
@@ -299,12 +301,11 @@ class _FitRun:
             return
         world = 1 if self.ctx is None else self.ctx.world
         gen = torch.Generator().manual_seed(cfg.seed + 7919)
-        collate = cfg.collate_fn or torch.utils.data.default_collate
 
         def make_batch(n: int) -> Any:
             local = max(1, n // world)
             idx = torch.randint(0, len(self.dataset), (local,), generator=gen).tolist()
-            return move_to(collate([self.dataset[i] for i in idx]), self.device)
+            return move_to(fetch_batch(self.dataset, idx, cfg.collate_fn), self.device)  # as the loader assembles it
 
         p = self.profile
         sizes = startup_sizes(self.scheduler.batch_size, p.max_batch, p.granularity, world)

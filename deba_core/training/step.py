@@ -34,7 +34,7 @@ from deba.errors import DebaConfigError
 from deba.signals.observation import Observation
 from deba.signals.per_sample import PerSampleNorms
 from deba.signals.probe import GradientProbe
-from deba.training.batching import MicroBatchResult, batch_len, call_model, run_micro_batches
+from deba.training.batching import MicroBatchResult, batch_len, call_model, run_micro_batches, synchronize
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
 from deba.training.history import step_record
 from deba.training.lr import LRCoupler
@@ -307,6 +307,11 @@ class StepEngine:
         if self.dist is not None:
             broadcast_module(self.model, buffers_only=True)
         if self._t_step is not None and self._last_samples:
+            # The optimizer's kernels are only queued on a GPU: wait for them, or the step time
+            # (and so the throughput model) would leave them out.
+            param = next(self.model.parameters(), None)
+            if param is not None:
+                synchronize(param.device)
             self.scheduler.record_step_time(self._last_samples, time.perf_counter() - self._t_step)
         self._t_step = None
 

@@ -107,3 +107,41 @@ def test_find_max_micro_batch_on_cpu_follows_the_budget():
     assert 1 <= small < large
     with pytest.raises(deba.DebaConfigError):
         deba.find_max_micro_batch(model, sample, memory_budget=1000)
+
+
+def test_synchronize_waits_for_cuda_only(monkeypatch):
+    from deba.training.batching import synchronize
+
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    synchronize("cpu")
+    synchronize(torch.device("cpu"))
+    assert waited == [], "nothing to wait for on the CPU"
+    synchronize("cuda:1")
+    assert waited == [torch.device("cuda", 1)]
+
+
+def test_every_throughput_timer_waits_for_the_device(monkeypatch):
+    # On a GPU an unsynchronised timer measures kernel launches: the start-up probe, the study's
+    # table and the step engine's step times must each wait for the model's device around a timing.
+    import deba
+    import deba.app.study.throughput as table
+    import deba.training.step as step
+    import deba.training.throughput_probe as probe
+    from deba.control.throughput import ThroughputModel
+    from deba.training.step import loss_of
+
+    seen = {"probe": [], "table": [], "step": []}
+    for name, module in (("probe", probe), ("table", table), ("step", step)):
+        monkeypatch.setattr(module, "synchronize", lambda device, _n=name: seen[_n].append(torch.device(device)))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(256, 8), torch.randint(0, 3, (256,))
+    probe.probe_throughput(model, loss_of(model, torch.nn.functional.cross_entropy), lambda n: (x[:n], y[:n]), [16, 32],
+                           ThroughputModel(), cap=None, repeats=3, max_seconds=1e9)
+    assert seen["probe"] == [torch.device("cpu")] * (2 * 2 * 3), "before and after each pass, for each size"
+    table.timed_train_steps(model, torch.optim.SGD(model.parameters(), lr=0.1), (x[:32], y[:32]), cap=None, steps=2)
+    assert seen["table"] == [torch.device("cpu")] * 2, "before the timer starts and before it is read"
+    res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05), batch_size=32,
+                   fixed_batch=32, loss_fn=torch.nn.functional.cross_entropy, epochs=1, progress=False)
+    assert res.steps == 8 and len(seen["step"]) >= res.steps, "every timed training step waits for its kernels"

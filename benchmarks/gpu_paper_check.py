@@ -19,7 +19,9 @@ script runs the part that fits, from the preset's own definitions:
    from the measured ``T(B0)`` so a fixed-small run takes about ``--seconds-per-run``.
 
 Stop it at any point (``timeout``): finished cells are on disk and ``--analyse-only`` writes the
-tables from them. The figures of the one lease this ran on are in docs/benchmarks.md ("On a GPU").
+tables from them. It has not run on a GPU yet (docs/benchmarks.md, "On a GPU": the one lease
+this task was drawn was refused before a machine started); it was smoke-tested on the CPU with
+``--device cpu --epochs 1 --seeds 1 --train-subset 384 --test-subset 128 --table-models resnet18``.
 """
 
 from __future__ import annotations
@@ -96,8 +98,21 @@ def main() -> int:
     out = Path(args.out)
     study = out / "study"
     settings = out / "settings.json"
+    wanted = {"seeds": args.seeds, "device": args.device, "train_subset": args.train_subset,
+              "test_subset": args.test_subset}
     if settings.exists():  # a resume keeps the epochs it started with (cells of two lengths never mix)
-        epochs = json.loads(settings.read_text())["epochs"]
+        saved = json.loads(settings.read_text())
+        epochs = saved["epochs"]
+        changed = {k: v for k, v in wanted.items() if k != "seeds" and saved.get(k) != v}
+        if changed and not args.analyse_only:
+            raise DebaConfigError.single("settings", changed, f"differ from the run in {out} ({saved})",
+                                         remedy="Give another setting its own --out folder.")
+        if args.analyse_only:  # analyse what was run, as it was run
+            wanted = {k: saved.get(k, v) for k, v in wanted.items()}
+        else:
+            wanted["seeds"] = max(args.seeds, saved.get("seeds", 0))
+    elif args.analyse_only:
+        raise DebaConfigError.single("--out", str(out), "has no settings.json: nothing was run there to analyse")
     elif args.epochs == "auto":
         table = None if args.no_tables else \
             tables(out, args.data_dir, args.device, args.table_models, args.train_subset).get("resnet18-fashion")
@@ -112,13 +127,16 @@ def main() -> int:
             raise DebaConfigError.single("--epochs", args.epochs, "must be 'auto' or a number") from None
         if epochs <= 0:
             raise DebaConfigError.single("--epochs", args.epochs, "must be > 0")
-    write_json(settings, {"epochs": epochs, "seeds": args.seeds, "device": args.device,
-                          "train_subset": args.train_subset, "test_subset": args.test_subset})
-    task = next(t for t in paper_tasks(epochs, args.train_subset, args.test_subset) if t.name == "resnet18-fashion")
-    preset = Preset("paper-gpu-check", (task,), seeds=args.seeds, methods=METHODS, sweep=False,
-                    note=f"The paper preset's ResNet-18 task on full Fashion-MNIST (32x32x3), {epochs:g} epochs, "
-                         f"{args.seeds} seeds, on {args.device} (benchmarks/gpu_paper_check.py).")
-    print(f"[plan] {task.name}: {epochs:g} epochs, {args.seeds} seeds, methods {', '.join(METHODS)}", flush=True)
+    if not args.analyse_only:
+        write_json(settings, {"epochs": epochs, **wanted})
+    seeds = wanted["seeds"] if args.analyse_only else args.seeds
+    task = next(t for t in paper_tasks(epochs, wanted["train_subset"], wanted["test_subset"])
+                if t.name == "resnet18-fashion")
+    preset = Preset("paper-gpu-check", (task,), seeds=seeds, methods=METHODS, sweep=False,
+                    note=f"The paper preset's ResNet-18 task on Fashion-MNIST (32x32x3, train subset "
+                         f"{task.train_subset or 'all'}), {epochs:g} epochs, {seeds} seeds, on {wanted['device']} "
+                         "(benchmarks/gpu_paper_check.py).")
+    print(f"[plan] {task.name}: {epochs:g} epochs, {seeds} seeds, methods {', '.join(METHODS)}", flush=True)
     if not args.analyse_only:
         if not args.no_tables:
             tables(out, args.data_dir, args.device, args.table_models, args.train_subset)

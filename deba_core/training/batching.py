@@ -24,6 +24,7 @@ __all__ = [
     "batch_len",
     "call_model",
     "is_out_of_memory",
+    "model_devices",
     "move_to",
     "run_micro_batches",
     "slice_batch",
@@ -81,6 +82,14 @@ def synchronize(device: torch.device | str) -> None:
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+def model_devices(model: nn.Module) -> list[torch.device]:
+    """The distinct devices of ``model``'s parameters and buffers (a model split over GPUs has several)."""
+    seen: dict[torch.device, None] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        seen.setdefault(t.device, None)
+    return list(seen)
 
 
 def split_sizes(n: int, cap: int | None) -> list[int]:

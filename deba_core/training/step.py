@@ -34,7 +34,7 @@ from deba.errors import DebaConfigError
 from deba.signals.observation import Observation
 from deba.signals.per_sample import PerSampleNorms
 from deba.signals.probe import GradientProbe
-from deba.training.batching import MicroBatchResult, batch_len, call_model, run_micro_batches, synchronize
+from deba.training.batching import MicroBatchResult, batch_len, call_model, model_devices, run_micro_batches, synchronize
 from deba.training.distributed import DistributedContext, allreduce_gradients, broadcast_module, local_no_sync
 from deba.training.history import step_record
 from deba.training.lr import LRCoupler
@@ -151,6 +151,7 @@ class StepEngine:
                                             or max_micro_batch < 1):
             raise DebaConfigError.single("max_micro_batch", max_micro_batch, "must be an int >= 1 or None")
         self.model = model
+        self._devices: list[torch.device] | None = None  # where a step's kernels run (timing waits there)
         self.scheduler = scheduler
         self.probe = probe
         self.forward_loss = forward_loss
@@ -309,9 +310,10 @@ class StepEngine:
         if self._t_step is not None and self._last_samples:
             # The optimizer's kernels are only queued on a GPU: wait for them, or the step time
             # (and so the throughput model) would leave them out.
-            param = next(self.model.parameters(), None)
-            if param is not None:
-                synchronize(param.device)
+            if self._devices is None:  # found once: a model is on its devices before it trains
+                self._devices = model_devices(self.model)
+            for device in self._devices:
+                synchronize(device)
             self.scheduler.record_step_time(self._last_samples, time.perf_counter() - self._t_step)
         self._t_step = None
 

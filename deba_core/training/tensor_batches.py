@@ -1,10 +1,11 @@
 """Fetching a batch of tensors in one indexing operation instead of one sample at a time.
 
 A ``DataLoader`` over a ``TensorDataset`` reads ``B`` samples one by one and stacks them: on one
-CPU thread that assembles about 60,000-150,000 samples/s here, *slower per sample at larger
-batches*, which a GPU outruns, so the batch size a GPU would pick would be decided by the loader.
-Indexing each tensor once with the batch's indices gives the same values in the same order (so
-training is unchanged, bit for bit) at a fraction of the cost. ``deba.fit``, ``deba.evaluate`` and
+CPU thread that assembles 125,000-200,000 3x32x32 images/s here, *slower per sample at batch 2,048
+than at 512* (``benchmarks/tensor_batches.py``), which a GPU can outrun, so there the loader
+would decide how fast a batch size trains. Indexing each tensor once with the batch's indices
+gives the same values in the same order and the same (contiguous) layout, so training is
+unchanged, bit for bit, at a third to a half of the cost. ``deba.fit``, ``deba.evaluate`` and
 the start-up throughput probe use it whenever the data is a plain ``TensorDataset`` (or a tuple of
 tensors) and no ``collate_fn`` was given; anything else is loaded exactly as before.
 """
@@ -41,9 +42,11 @@ class TensorBatches(torch.utils.data.Dataset):
         return self.dataset[index]
 
     def __getitems__(self, indices: Sequence[int]) -> list[torch.Tensor]:
-        # A list, as default_collate makes of a batch of tuples.
+        # A list, as default_collate makes of a batch of tuples; index_select (unlike t[idx]) gives a
+        # contiguous batch whatever the source's layout (a permuted HWC image tensor stays
+        # channels-last under t[idx]), as stacking samples does: the same layout, so the same kernels.
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return [t[idx] for t in self.tensors]
+        return [torch.index_select(t, 0, idx.to(t.device)) for t in self.tensors]
 
 
 def _as_batch(batch: Any) -> Any:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from deba.control.throughput import ThroughputModel
-from deba.training.batching import run_micro_batches, synchronize
+from deba.training.batching import model_devices, run_micro_batches, synchronize
 
 __all__ = ["candidate_sizes", "probe_throughput", "startup_sizes"]
 
@@ -75,20 +75,21 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
     buffers = {name: buf.detach().clone() for name, buf in model.named_buffers()}
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    devices = model_devices(model)
     started, out = time.perf_counter(), {}
     try:
         for b in sizes:
             times = []
             for i in range(max(2, repeats)):
-                synchronize(device)  # on a GPU, time the kernels, not their launches
+                for device in devices:  # on a GPU, time the kernels, not their launches
+                    synchronize(device)
                 t0 = time.perf_counter()
                 batch = make_batch(b)  # assembling the batch is part of a training step's cost
                 run_micro_batches(None, batch, cap=cap, forward_loss=forward_loss,
                                   zero_grad=lambda: model.zero_grad(set_to_none=True))
                 model.zero_grad(set_to_none=True)
-                synchronize(device)
+                for device in devices:
+                    synchronize(device)
                 if i > 0:
                     times.append(time.perf_counter() - t0)
             for seconds in times:

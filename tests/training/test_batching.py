@@ -121,27 +121,60 @@ def test_synchronize_waits_for_cuda_only(monkeypatch):
     assert waited == [torch.device("cuda", 1)]
 
 
+class _FakeClock:
+    """A clock that moves only when the device is waited for: 1 s a wait. A timer that waits for
+    the work it times before reading the clock (and not before starting it) reads exactly 1 s."""
+
+    def __init__(self):
+        self.now, self.waits = 0.0, []
+
+    def perf_counter(self):
+        return self.now
+
+    def synchronize(self, device):
+        self.waits.append(torch.device(device))
+        self.now += 1.0
+
+
 def test_every_throughput_timer_waits_for_the_device(monkeypatch):
     # On a GPU an unsynchronised timer measures kernel launches: the start-up probe, the study's
-    # table and the step engine's step times must each wait for the model's device around a timing.
-    import deba
+    # table and the step engine's step times must each wait for the model's devices after the work
+    # they time and before they read the clock.
+    import types
+
     import deba.app.study.throughput as table
     import deba.training.step as step
     import deba.training.throughput_probe as probe
+    from deba.control.scheduler import BatchScheduler
     from deba.control.throughput import ThroughputModel
     from deba.training.step import loss_of
 
-    seen = {"probe": [], "table": [], "step": []}
-    for name, module in (("probe", probe), ("table", table), ("step", step)):
-        monkeypatch.setattr(module, "synchronize", lambda device, _n=name: seen[_n].append(torch.device(device)))
+    clock = _FakeClock()
+    for module in (probe, table, step):
+        monkeypatch.setattr(module, "synchronize", clock.synchronize)
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     x, y = torch.randn(256, 8), torch.randint(0, 3, (256,))
-    probe.probe_throughput(model, loss_of(model, torch.nn.functional.cross_entropy), lambda n: (x[:n], y[:n]), [16, 32],
-                           ThroughputModel(), cap=None, repeats=3, max_seconds=1e9)
-    assert seen["probe"] == [torch.device("cpu")] * (2 * 2 * 3), "before and after each pass, for each size"
-    table.timed_train_steps(model, torch.optim.SGD(model.parameters(), lr=0.1), (x[:32], y[:32]), cap=None, steps=2)
-    assert seen["table"] == [torch.device("cpu")] * 2, "before the timer starts and before it is read"
+    tm = ThroughputModel()
+    out = probe.probe_throughput(model, loss_of(model, torch.nn.functional.cross_entropy), lambda n: (x[:n], y[:n]),
+                                 [16, 32], tm, cap=None, repeats=3, max_seconds=1e9)
+    assert out == {16: 16.0, 32: 32.0}, "each timed pass took exactly the one wait after its work"
+    assert clock.waits == [torch.device("cpu")] * (2 * 2 * 3)
+    rate = table.timed_train_steps(model, torch.optim.SGD(model.parameters(), lr=0.1), (x[:32], y[:32]), cap=None,
+                                   steps=2)
+    assert rate == 64.0, "2 steps of 32 samples over the one wait after them"
+    seconds = []
+    monkeypatch.setattr(BatchScheduler, "record_step_time", lambda self, b, s: seconds.append(s))
     res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05), batch_size=32,
                    fixed_batch=32, loss_fn=torch.nn.functional.cross_entropy, epochs=1, progress=False)
-    assert res.steps == 8 and len(seen["step"]) >= res.steps, "every timed training step waits for its kernels"
+    assert res.steps == 8 and seconds == [1.0] * 8, "every step's time includes the wait for its kernels"
+
+
+def test_model_devices_lists_every_device_once():
+    from deba.training.batching import model_devices
+
+    assert model_devices(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))) == [torch.device("cpu")]
+    assert model_devices(torch.nn.ReLU()) == []
+    meta = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2, device="meta"))
+    assert model_devices(meta) == [torch.device("cpu"), torch.device("meta")], "a split model waits on each device"

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from deba.training.batching import run_micro_batches, synchronize
+from deba.training.batching import model_devices, run_micro_batches, synchronize
 
 __all__ = ["measure_table", "table_sizes", "timed_train_steps"]
 
@@ -42,13 +42,15 @@ def timed_train_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, batch:
         run_micro_batches(model, batch, torch.nn.functional.cross_entropy, cap=cap)
         opt.step()
 
-    device = next(model.parameters()).device
+    devices = model_devices(model)
     one()
-    synchronize(device)  # a GPU's queued kernels are timed too, not only their launches
+    for device in devices:  # a GPU's queued kernels are timed too, not only their launches
+        synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         one()
-    synchronize(device)
+    for device in devices:
+        synchronize(device)
     return len(batch[1]) * steps / (time.perf_counter() - t0)
 
 

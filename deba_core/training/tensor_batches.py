@@ -5,9 +5,10 @@ CPU thread that assembles 123,000-198,000 3x32x32 images/s here, *slower per sam
 than at 512* (``benchmarks/tensor_batches.py``), which a GPU can outrun, so there the loader
 would decide how fast a batch size trains. Indexing each tensor once with the batch's indices
 gives the same values in the same order and the same (contiguous) layout, so training is
-unchanged, bit for bit, at a quarter to a third of the cost (3.5-4.2x faster here). ``deba.fit``, ``deba.evaluate`` and
-the start-up throughput probe use it whenever the data is a plain ``TensorDataset`` (or a tuple of
-tensors) and no ``collate_fn`` was given; anything else is loaded exactly as before.
+unchanged, bit for bit, at a quarter to a third of the cost (3.5-4.2x faster here). ``deba.fit``,
+``deba.evaluate`` and the start-up throughput probe use it whenever the data is a plain
+``TensorDataset`` (or a tuple of tensors) and no ``collate_fn`` was given; anything else is loaded
+exactly as before.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome, loss_of
 from deba.training.tensor_batches import fetch_batch, loader_parts
-from deba.training.throughput_probe import candidate_sizes, probe_throughput, startup_sizes
+from deba.training.throughput_probe import PROBE_REPEATS, candidate_sizes, probe_throughput, startup_sizes
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
 
@@ -74,6 +74,11 @@ class FitResult:
             from): measured where ``measured_sizes`` says, predicted by its step-time model elsewhere.
         noise_scale, noise_scale_low: the last noise-scale estimate and its lower bound (``None``
             when there was none).
+        probe_seconds: seconds the start-up throughput probe took (0.0 when none ran). They are
+            part of ``wall_time`` and of every record's ``wall_time`` and ``train_time``: the probe
+            is a cost of adapting that a fixed batch does not pay.
+        probe_sizes: the batch sizes the probe timed, each ``probe_passes`` times (the first pass
+            of each a warm-up); empty when none ran.
     """
 
     final: dict[str, float]
@@ -94,6 +99,9 @@ class FitResult:
     measured_sizes: list[int] = field(default_factory=list)
     noise_scale: float | None = None
     noise_scale_low: float | None = None
+    probe_seconds: float = 0.0
+    probe_sizes: list[int] = field(default_factory=list)
+    probe_passes: int = 0
 
     @property
     def epochs_of_samples(self) -> float:
@@ -206,7 +214,9 @@ class _FitRun:
         self.history = HistoryWriter(cfg.log_dir, tensorboard=cfg.tensorboard and self.rank == 0, keep=cfg.history_in_memory,
                                      filename="history.jsonl" if self.rank == 0 else f"history-rank{self.rank}.jsonl")
         self.callbacks = CallbackList(cfg.callbacks)
-        self.clock = {"epoch": 0, "wall": 0.0, "eval_time": 0.0, "lr_steps": 0}
+        # Checkpointed: a resumed run keeps the probe's cost in its clock and reports it again.
+        self.clock = {"epoch": 0, "wall": 0.0, "eval_time": 0.0, "lr_steps": 0, "probe_seconds": 0.0,
+                      "probe_sizes": [], "probe_passes": 0}
         self.abort_after = cfg.nonfinite_abort or 3 * self.profile.nonfinite_patience
         self.last_eval: dict[str, float] = {}
         self.started = 0.0
@@ -309,8 +319,13 @@ class _FitRun:
 
         p = self.profile
         sizes = startup_sizes(self.scheduler.batch_size, p.max_batch, p.granularity, world)
-        probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
-                         cap=self.engine.max_micro_batch)
+        t0 = time.perf_counter()
+        timed = probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
+                                 cap=self.engine.max_micro_batch, repeats=PROBE_REPEATS)
+        spent = time.perf_counter() - t0
+        # The probe is training time a fixed batch does not spend: it goes on the run's clock.
+        self.clock["wall"] += spent
+        self.clock.update(probe_seconds=spent, probe_sizes=sorted(timed), probe_passes=max(2, PROBE_REPEATS))
 
     def train(self) -> FitResult:
         """Epochs until the budget is spent; returns the result."""
@@ -472,6 +487,8 @@ class _FitRun:
             equivalent_samples=self.engine.equivalent_samples, budget="equivalent" if self.equivalent else "samples",
             dataset_size=len(self.dataset), noise_scale=self.scheduler.noise_scale,
             noise_scale_low=self.scheduler.noise.noise_scale_low, **self._throughput_seen(sizes),
+            probe_seconds=float(self.clock["probe_seconds"]), probe_sizes=list(self.clock["probe_sizes"]),
+            probe_passes=int(self.clock["probe_passes"]),
         )
         if cfg.log_dir is not None and self.rank == 0:
             Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,9 @@ from torch import nn
 from deba.control.throughput import ThroughputModel
 from deba.training.batching import model_devices, run_micro_batches, synchronize
 
-__all__ = ["candidate_sizes", "probe_throughput", "startup_sizes"]
+__all__ = ["PROBE_REPEATS", "candidate_sizes", "probe_throughput", "startup_sizes"]
+
+PROBE_REPEATS = 3  # passes per size in fit's start-up probe (the first a warm-up)
 
 
 def candidate_sizes(start: int, max_batch: int, granularity: int, count: int = 4) -> list[int]:
@@ -55,7 +57,8 @@ def startup_sizes(start: int, max_batch: int, granularity: int, world: int = 1) 
 
 
 def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tensor], make_batch: Callable[[int], Any],
-                     sizes: Sequence[int], throughput: ThroughputModel, *, cap: int | None = None, repeats: int = 3,
+                     sizes: Sequence[int], throughput: ThroughputModel, *, cap: int | None = None,
+                     repeats: int = PROBE_REPEATS,
                      max_seconds: float = 5.0) -> dict[int, float]:
     """Time ``repeats`` forward/backward passes per size (the first is a warm-up, dropped).
 

@@ -195,3 +195,19 @@ def test_calibrate_scores_with_the_strategy(monkeypatch):
     assert prof.increase_above == pytest.approx(0.7)
     with pytest.raises(deba.DebaConfigError, match="no-such-strategy"):
         calibrate_profile(base, rows, strategy="no-such-strategy")
+
+
+def test_deba_runs_modelled_time_starts_with_the_startup_probe():
+    from deba.app.commands.run import Trace
+
+    trace = Trace({"16": 1000.0, "32": 2000.0})
+    trace.on_train_start({"step": 0, "probe_sizes": [16, 32], "probe_passes": 3, "probe_seconds": 0.1})
+    trace.on_step_end({"batch_size": 16})
+    assert trace.modelled == pytest.approx(3 * (16 / 1000 + 32 / 2000) + 16 / 1000)
+    fixed = Trace({"16": 1000.0})
+    fixed.on_train_start({"step": 0, "probe_sizes": [], "probe_passes": 0})
+    fixed.on_step_end({"batch_size": 16})
+    assert fixed.modelled == pytest.approx(16 / 1000), "no probe, no cost"
+    untimed = Trace(None)
+    untimed.on_train_start({"step": 0, "probe_sizes": [16], "probe_passes": 3})
+    assert untimed.modelled == 0.0

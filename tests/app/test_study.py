@@ -144,6 +144,27 @@ def test_targets_costs_and_speedups_on_synthetic_cells():
     assert choose_best([slow, fast], 0.99, table)[:2] == (1, "linear"), "none reached: the most accurate"
 
 
+def test_the_startup_probe_is_priced_into_a_runs_modelled_time():
+    from deba.app.study import run_modelled_time
+    from deba.app.study.report import _row
+
+    table = {"16": 1000.0, "32": 2000.0}
+    held = {"method": "deba", "seed": 0, "curve": _curve([0.5, 0.9, 0.9]), "trajectory": [[16, 30]],
+            "final_accuracy": 0.9, "samples": 480, "steps": 30, "batch_range": [16, 16],
+            "probe": {"sizes": [16, 32], "passes": 3, "seconds": 0.2}}
+    probe = 3 * (16 / 1000 + 32 / 2000)
+    assert run_modelled_time(held, table) == pytest.approx(probe + 30 * 16 / 1000)
+    cost = cost_to_target(held, 0.85, table)
+    assert cost["modelled_time_s"] == pytest.approx(probe + 20 * 16 / 1000), "the probe comes before the first step"
+    base = {**held, "method": "fixed-small", "probe": {"sizes": [], "passes": 0, "seconds": 0.0}}
+    old = {k: v for k, v in base.items() if k != "probe"}  # a record from before the probe was kept
+    assert run_modelled_time(old, table) == run_modelled_time(base, table) == pytest.approx(30 * 16 / 1000)
+    row = _row([held], {"fixed-small": [base]}, 0.85, table, None)
+    # the same steps as the fixed batch, so the probe alone is what it loses
+    assert row["modelled_speedup_vs_fixed-small"][0] == pytest.approx(0.32 / (probe + 0.32))
+    assert row["probe_modelled_s"] == pytest.approx(probe)
+
+
 def test_a_seed_that_missed_the_target_counts_as_an_upper_bound_not_dropped():
     from deba.app.study.report import _speedups
 
@@ -292,6 +313,9 @@ def test_tiny_study_runs_resumes_and_analyses(tmp_path):
     assert table["rounds"] == 5 and all(table["low"][b] <= v <= table["high"][b] for b, v in table["samples_per_s"].items())
     for r in records:
         assert len(r["curve"]) == TINY_TASK.evals and r["steps"] > 0 and 0 <= r["final_accuracy"] <= 1
+        probes = r["method"] in ("deba", "deba-uniform", "goodput-ungated")  # the goodput policies time sizes first
+        assert bool(r["probe"]["sizes"]) == probes and (r["probe"]["passes"] == 3) == probes, r["method"]
+        assert r["train_time_s"] >= r["probe"]["seconds"]
         assert sum(n for _, n in r["trajectory"]) == r["steps"]
         assert (r["schedule"], r["epochs"]) == ("held", TINY_TASK.epochs)
     choice = json.loads((tmp_path / "choices" / "tiny-mlp.json").read_text())

@@ -116,6 +116,70 @@ def test_fit_probes_throughput_for_goodput_so_it_can_grow_without_a_table():
     assert "throughput at 32 not measured" not in reasons, "the probe measured the start before the first decision"
 
 
+def test_the_startup_probe_is_on_the_run_clock_and_in_the_result(monkeypatch):
+    # The probe is time a fixed batch does not spend: a run's wall and train time must include it.
+    import time
+
+    import deba.training.fit as fit_module
+
+    real = fit_module.probe_throughput
+
+    def slow_probe(*args, **kwargs):
+        out = real(*args, **kwargs)
+        time.sleep(0.3)  # a probe that takes at least 0.3 s
+        return out
+
+    monkeypatch.setattr(fit_module, "probe_throughput", slow_probe)
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x @ torch.randn(8, 4)).argmax(1)
+
+    def run(**kw):
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+        seen = []
+
+        class First(deba.Callback):
+            def on_train_start(self, state):
+                seen.append(dict(state))
+
+            def on_step_end(self, record):
+                seen.append(record)
+
+        res = deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05), profile="mlp",
+                       loss_fn=torch.nn.functional.cross_entropy, epochs=1, progress=False, callbacks=[First()], **kw)
+        return res, seen
+
+    res, seen = run(policy="goodput")
+    assert res.probe_seconds >= 0.3 and res.probe_passes == 3
+    assert res.probe_sizes == sorted(res.probe_sizes) and res.probe_sizes[:2] == [16, 32]
+    assert res.wall_time >= res.probe_seconds
+    start, first_step = seen[0], seen[1]
+    assert start["probe_sizes"] == res.probe_sizes and start["probe_seconds"] == res.probe_seconds
+    assert first_step["train_time"] >= res.probe_seconds and first_step["wall_time"] >= res.probe_seconds
+    plain, seen = run(policy="goodput", probe_throughput=False)
+    assert (plain.probe_seconds, plain.probe_sizes, plain.probe_passes) == (0.0, [], 0), "no probe, nothing kept"
+    assert seen[1]["train_time"] < 0.3
+
+
+def test_a_resumed_run_keeps_its_probe_on_the_clock(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x @ torch.randn(8, 4)).argmax(1)
+
+    def run(epochs, resume):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+        return deba.fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.05), profile="mlp",
+                        loss_fn=torch.nn.functional.cross_entropy, epochs=epochs, progress=False, policy="goodput",
+                        checkpoint_dir=tmp_path, resume=resume)
+
+    first = run(1, False)
+    assert first.probe_seconds > 0
+    again = run(2, True)  # resumes after epoch 1: no second probe, the first one's cost is kept
+    assert again.probe_seconds == pytest.approx(first.probe_seconds) and again.probe_sizes == first.probe_sizes
+    assert again.wall_time >= first.wall_time
+
+
 def test_an_epoch_tail_at_the_starting_batch_is_credited_its_samples():
     # A run held at B0 must keep the fixed run's clock: the 20-sample tail of each epoch was trained at
     # B0's LR and is worth its samples, not the (zero) credit of a chosen batch of 20 at that LR.

@@ -80,13 +80,19 @@ def explain(result: FitResult) -> str:
 
 class Trace(Callback):
     """Every step's batch size, summed as modelled time and kept as changes (the in-memory history
-    of a run without ``log_dir`` holds only its last records)."""
+    of a run without ``log_dir`` holds only its last records). The modelled time starts with the
+    start-up throughput probe's passes, priced from the same table (a cost the fixed batch does not pay)."""
 
     def __init__(self, table: dict[str, float] | None) -> None:
         from deba.app.study.analysis import to_model
 
         self.tm = None if table is None else to_model(table)
         self.modelled, self.sizes, self.changes = 0.0, set(), []
+
+    def on_train_start(self, state: dict[str, Any]) -> None:
+        if self.tm is not None:
+            passes = state.get("probe_passes", 0)
+            self.modelled += sum(passes * b / self.tm.samples_per_second(b) for b in state.get("probe_sizes", ()))
 
     def on_step_end(self, record: dict[str, Any]) -> None:
         b = record["batch_size"]

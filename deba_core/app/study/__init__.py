@@ -6,7 +6,8 @@
 (branched critical-batch runs), ``report`` and ``plots`` (results.json, results.md, figures).
 """
 
-from deba.app.study.analysis import bootstrap_mean, choose_best, cost_to_target, modelled_time, plateau_target
+from deba.app.study.analysis import (bootstrap_mean, choose_best, cost_to_target, modelled_time, plateau_target,
+                                     run_modelled_time)
 from deba.app.study.ceiling import goodput_ceiling, throughput_bound
 from deba.app.study.methods import MethodConfig, method_config, published_rule
 from deba.app.study.report import analyse, markdown, summary
@@ -16,5 +17,5 @@ from deba.app.study.truth import critical_batch, noise_truth
 
 __all__ = ["METHODS", "PRESETS", "SWEEP", "MethodConfig", "Preset", "Task", "analyse", "bootstrap_mean", "choose_best",
            "cost_to_target", "critical_batch", "goodput_ceiling", "load_task_data", "markdown", "method_config",
-           "modelled_time", "noise_truth", "plan", "plateau_target", "published_rule", "run_study", "summary",
-           "sweep_name", "throughput_bound"]
+           "modelled_time", "noise_truth", "plan", "plateau_target", "published_rule", "run_modelled_time", "run_study",
+           "summary", "sweep_name", "throughput_bound"]

@@ -5,7 +5,8 @@
   less than 0.3 points.
 * **Cost to target** of a run: the first evaluation at or above the target, with the samples,
   optimizer steps, measured training time and *modelled* time (sum over the steps so far of
-  ``B / T(B)`` from the task's throughput table) up to it.
+  ``B / T(B)`` from the task's throughput table, plus the start-up throughput probe's passes
+  priced the same way: a cost of adapting that a fixed batch does not pay) up to it.
 * **Speedups** are paired by seed (the baseline's time over the method's, each to the target) and
   summarised by their mean with a bootstrap 90 % interval over seeds.
 """
@@ -21,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from deba.control.throughput import ThroughputModel
 
 __all__ = ["bootstrap_mean", "choose_best", "cost_to_target", "modelled_prefix", "modelled_time", "plateau_gain",
-           "plateau_target", "to_model"]
+           "plateau_target", "probe_modelled_time", "run_modelled_time", "to_model"]
 
 MARGIN = 0.003  # 0.3 points
 
@@ -53,6 +54,24 @@ def modelled_time(trajectory: Sequence[Sequence[int]], table: Mapping[str, float
     return seconds[i] + frac * (seconds[i + 1] - seconds[i])
 
 
+def probe_modelled_time(record: Mapping[str, Any], table: Mapping[str, float]) -> float:
+    """Modelled seconds of the run's start-up probe: ``passes * sum(B / T(B))`` over the sizes it
+    timed (``record["probe"]``; 0.0 for a run without one, or a record from before it was kept).
+
+    Example:
+        >>> probe_modelled_time({"probe": {"sizes": [16, 32], "passes": 3}}, {"16": 160.0, "32": 320.0})
+        0.6
+    """
+    probe = record.get("probe") or {}
+    tm = to_model(table)
+    return float(probe.get("passes", 0)) * sum(b / tm.samples_per_second(int(b)) for b in probe.get("sizes", ()))
+
+
+def run_modelled_time(record: Mapping[str, Any], table: Mapping[str, float], at_step: int | None = None) -> float:
+    """A run's modelled seconds to ``at_step`` (all its steps by default): its probe, then its steps."""
+    return probe_modelled_time(record, table) + modelled_time(record["trajectory"], table, at_step)
+
+
 def _tail_mean(record: Mapping[str, Any], n: int = 3) -> float:
     accs = [p["accuracy"] for p in record["curve"] if p["accuracy"] is not None]
     return statistics.fmean(accs[-n:]) if accs else float("nan")
@@ -77,7 +96,7 @@ def cost_to_target(record: Mapping[str, Any], target: float, table: Mapping[str,
     for p in record["curve"]:
         if p["accuracy"] is not None and p["accuracy"] >= target - 1e-12:
             return {"samples": p["samples"], "steps": p["steps"], "train_time_s": p["train_time"],
-                    "modelled_time_s": modelled_time(record["trajectory"], table, p["steps"]),
+                    "modelled_time_s": run_modelled_time(record, table, p["steps"]),
                     "progress": p["progress"]}
     return None
 

@@ -3,7 +3,8 @@
 Evaluations run from a callback at equal shares of the budget (on the clock the budget counts) on
 the task's test set; their time is kept out of the training time. A cell's record holds what the
 analysis needs: the evaluation curve, the batch trajectory (run-length, for the modelled time), the
-noise-scale trajectory, and the totals.
+start-up throughput probe's sizes (for its modelled cost) and seconds, the noise-scale trajectory,
+and the totals. The measured training time includes the probe (``deba.fit`` puts it on the clock).
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ class EvalEvery(Callback):
         self.noise: list[list[float | None]] = []  # [equivalent samples, B_simple, lower bound]
         self.changes: list[list[int]] = []  # [samples, new batch]
         self.last: dict[str, Any] | None = None
+        self.probe: dict[str, Any] = {"sizes": [], "passes": 0, "seconds": 0.0}
+
+    def on_train_start(self, state: dict[str, Any]) -> None:
+        # fit's start-up throughput probe ran before this: its sizes set its modelled cost (analysis).
+        self.probe = {"sizes": list(state.get("probe_sizes", [])), "passes": int(state.get("probe_passes", 0)),
+                      "seconds": float(state.get("probe_seconds", 0.0))}
 
     def on_step_end(self, record: dict[str, Any]) -> None:
         if record.get("kind") != "step":
@@ -154,7 +161,7 @@ def run_cell(task: Task, method: str, config: MethodConfig, seed: int, data: Any
         "final_accuracy": evals.curve[-1]["accuracy"], "samples": result.samples, "steps": result.steps,
         "equivalent_samples": result.equivalent_samples,
         "train_time_s": evals.curve[-1]["train_time"], "curve": evals.curve, "trajectory": evals.trajectory,
-        "noise": _thin(evals.noise), "changes": evals.changes,
+        "noise": _thin(evals.noise), "changes": evals.changes, "probe": evals.probe,
         "batch_range": [min(b for b, _ in evals.trajectory), max(b for b, _ in evals.trajectory)],
     }
 
@@ -178,7 +185,7 @@ def _diverged(task: Task, method: str, config: MethodConfig, seed: int, budget: 
         "final_accuracy": None, "samples": last["samples"], "steps": last["step"],
         "equivalent_samples": last["equivalent_samples"], "train_time_s": last["train_time"] - evals.eval_seconds,
         "curve": evals.curve, "trajectory": evals.trajectory or [[task.batch, 0]], "noise": _thin(evals.noise),
-        "changes": evals.changes,
+        "changes": evals.changes, "probe": evals.probe,
         "batch_range": [min(b for b, _ in evals.trajectory), max(b for b, _ in evals.trajectory)] if evals.trajectory
         else [task.batch, task.batch],
     }

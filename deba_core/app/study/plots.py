@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from deba.app.study.analysis import modelled_time
+from deba.app.study.analysis import run_modelled_time
 from deba.app.study.spec import METHODS
 
 __all__ = ["plot_all"]
@@ -90,7 +90,7 @@ def _accuracy(path: Path, analysis: Mapping[str, Any], figure: type) -> Path:
         for m, c in _seed0(analysis, name).items():
             if m not in METHODS:
                 continue
-            xs = [modelled_time(c["trajectory"], table, p["steps"]) for p in c["curve"]]
+            xs = [run_modelled_time(c, table, p["steps"]) for p in c["curve"]]
             ax.plot(xs, [100 * p["accuracy"] for p in c["curve"]], label=m, **_STYLE.get(m, {"lw": 1}))
         ax.axhline(analysis["tasks"][name]["target_accuracy_pct"], ls="--", color="grey", lw=0.8)
         ax.set_xlabel("modelled time (s)")

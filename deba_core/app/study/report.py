@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from deba.app.study.analysis import bootstrap_mean, cost_to_target, modelled_time, plateau_gain, plateau_target
+from deba.app.study.analysis import (bootstrap_mean, cost_to_target, plateau_gain, plateau_target, probe_modelled_time,
+                                     run_modelled_time)
 from deba.app.study.cells import ran_as
 from deba.app.study.ceiling import goodput_ceiling, throughput_bound
 from deba.app.study.spec import METHODS, Preset
@@ -39,7 +40,7 @@ def _load(out: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
 
 
 def _full_run(record: Mapping[str, Any], table: Mapping[str, float], key: str) -> float:
-    return record["train_time_s"] if key == "train_time_s" else modelled_time(record["trajectory"], table)
+    return record["train_time_s"] if key == "train_time_s" else run_modelled_time(record, table)
 
 
 def _speedups(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any]], target: float,
@@ -99,6 +100,8 @@ def _row(runs: list[dict[str, Any]], cells: dict[str, list[dict[str, Any]]], tar
         "samples": statistics.fmean(r["samples"] for r in runs), "steps": statistics.fmean(r["steps"] for r in runs),
         "batch_range": [min(r["batch_range"][0] for r in runs), max(r["batch_range"][1] for r in runs)],
         "scheduled_batch_range": [min(lo for lo, _ in chosen), max(hi for _, hi in chosen)],
+        # The start-up probe's part of the modelled time (in every run, so in every time to target).
+        "probe_modelled_s": statistics.fmean(probe_modelled_time(r, table) for r in runs),
     }
     for name in ("fixed-small", "fixed-best"):
         if cells.get(name):
@@ -153,7 +156,7 @@ def analyse(out: Path) -> dict[str, Any]:
         for c in mine:
             cost = cost_to_target(c, t["target_accuracy_pct"] / 100, sps)
             result["cells"].append({**c, "reached_target": cost is not None, "to_target": cost,
-                                    "modelled_time_s": modelled_time(c["trajectory"], sps)})
+                                    "modelled_time_s": run_modelled_time(c, sps)})
     return result
 
 
@@ -163,6 +166,11 @@ def _ci(x: Sequence[float | None] | None) -> str:
     m, lo, hi = x[:3]
     bound = "<= " if len(x) > 3 and x[3] else ""
     return f"{bound}{m:.2f}x [{lo:.2f}, {hi:.2f}]" + (f" ({x[3]} seed(s) missed)" if len(x) > 3 and x[3] else "")
+
+
+def _probe(row: Mapping[str, Any]) -> str:
+    probe = row.get("probe_modelled_s")  # absent from results.json files written before it existed
+    return f" ({probe:.2f})" if probe else ""
 
 
 def markdown(analysis: Mapping[str, Any]) -> str:
@@ -179,8 +187,10 @@ def markdown(analysis: Mapping[str, Any]) -> str:
                   f"Target {t['target_accuracy_pct']:.2f} % (fixed-small plateau - 0.3; its last 20 % gained "
                   f"{t['plateau_gain_pct']:.2f} points). Throughput bound {t['throughput_bound']:.2f}x, goodput ceiling "
                   f"{(t['goodput_ceiling'] or float('nan')):.2f}x to the target ({(t['goodput_ceiling_full_run'] or float('nan')):.2f}x "
-                  f"over the whole run). Samples/s (median, range over {tp['rounds']} rounds): {spread}.", "",
-                  "| method | reached | final acc % | samples to target | steps to target | measured s | modelled s | "
+                  f"over the whole run). Samples/s (median, range over {tp['rounds']} rounds): {spread}. Modelled s: "
+                  "B / T(B) summed over the steps to the target, plus the start-up throughput probe's passes "
+                  "(its part in brackets) for the methods that probe.", "",
+                  "| method | reached | final acc % | samples to target | steps to target | measured s | modelled s (probe) | "
                   "modelled speedup vs fixed-small [90 % CI] | measured speedup | vs fixed-best (modelled) | share of ceiling | batch chosen |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, r in t["methods"].items():
@@ -190,7 +200,8 @@ def markdown(analysis: Mapping[str, Any]) -> str:
             reached = f"{r['reached_target']}/{r['seeds']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
             lines.append(
                 f"| {m} | {reached} | {r['final_accuracy_pct'][0]:.2f} ± {r['final_accuracy_pct'][1]:.2f} | "
-                f"{f(tt['samples'])} | {f(tt['steps'])} | {f(tt['train_time_s'], 1)} | {f(tt['modelled_time_s'], 2)} | "
+                f"{f(tt['samples'])} | {f(tt['steps'])} | {f(tt['train_time_s'], 1)} | {f(tt['modelled_time_s'], 2)}"
+                f"{_probe(r)} | "
                 f"{_ci(r.get('modelled_speedup_vs_fixed-small'))} | {_ci(r.get('measured_speedup_vs_fixed-small'))} | "
                 f"{_ci(r.get('modelled_speedup_vs_fixed-best'))} | {share} | {_span(r)} |")
         lines.append("")

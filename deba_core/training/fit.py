@@ -321,7 +321,8 @@ class _FitRun:
         sizes = startup_sizes(self.scheduler.batch_size, p.max_batch, p.granularity, world)
         t0 = time.perf_counter()
         timed = probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
-                                 cap=self.engine.max_micro_batch, repeats=PROBE_REPEATS)
+                                 cap=self.engine.max_micro_batch, repeats=PROBE_REPEATS,
+                                 start=self.scheduler.batch_size, run_samples=self._budget())
         spent = time.perf_counter() - t0
         # The probe is training time a fixed batch does not spend: it goes on the run's clock.
         self.clock["wall"] += spent

@@ -2,8 +2,10 @@
 
 Goodput compares ``T(B)`` at sizes training has not visited yet; before the first growth only the
 starting batch is measured, so nothing could be predicted. The probe times assembling, forward and
-backward of real batches at ``B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training would run
-them) for a few seconds, before training starts. It leaves the model as it found it: gradients
+backward of real batches at ``B0/2, B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training
+would run them) before training starts: at most 5 s, and past ``B0`` at most ``PROBE_SHARE`` of the
+run's expected length (the probe is time a fixed batch does not spend; ``deba.fit`` counts it in
+the run's training time). It leaves the model as it found it: gradients
 cleared, buffers (BatchNorm statistics) and torch's CPU and CUDA RNG states restored; no optimizer
 step is taken. It runs in full precision (under ``amp`` the training steps are faster than probed;
 the training-minus-probe offset corrects only an additive part of that).
@@ -18,11 +20,16 @@ import torch
 from torch import nn
 
 from deba.control.throughput import ThroughputModel
+from deba.errors import DebaConfigError
 from deba.training.batching import model_devices, run_micro_batches, synchronize
 
-__all__ = ["PROBE_REPEATS", "candidate_sizes", "probe_throughput", "startup_sizes"]
+__all__ = ["PROBE_REPEATS", "PROBE_SHARE", "candidate_sizes", "probe_throughput", "startup_sizes"]
 
 PROBE_REPEATS = 3  # passes per size in fit's start-up probe (the first a warm-up)
+# The probe is time a fixed batch does not spend. Past the starting batch it may take at most this
+# share of the run's expected length (the budget at the starting batch's measured throughput): on
+# a run of 15 s, 5 s of probing cost more than growing could save (a third of the run, measured).
+PROBE_SHARE = 0.01
 
 
 def candidate_sizes(start: int, max_batch: int, granularity: int, count: int = 4) -> list[int]:
@@ -56,10 +63,17 @@ def startup_sizes(start: int, max_batch: int, granularity: int, world: int = 1) 
     return half + candidate_sizes(start, max_batch, granularity)
 
 
+def _check_limits(max_seconds: float, run_samples: float | None, run_share: float) -> None:
+    if max_seconds < 0 or (run_samples is not None and run_samples < 0):
+        raise DebaConfigError.single("max_seconds, run_samples", (max_seconds, run_samples), "must be >= 0")
+    if not 0.0 <= run_share <= 1.0:
+        raise DebaConfigError.single("run_share", run_share, "must be in [0, 1]")
+
+
 def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tensor], make_batch: Callable[[int], Any],
                      sizes: Sequence[int], throughput: ThroughputModel, *, cap: int | None = None,
-                     repeats: int = PROBE_REPEATS,
-                     max_seconds: float = 5.0) -> dict[int, float]:
+                     repeats: int = PROBE_REPEATS, max_seconds: float = 5.0, start: int | None = None,
+                     run_samples: float | None = None, run_share: float = PROBE_SHARE) -> dict[int, float]:
     """Time ``repeats`` forward/backward passes per size (the first is a warm-up, dropped).
 
     Args:
@@ -71,10 +85,30 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
         cap: the memory cap (micro-batches above it).
         repeats: timed passes per size (the first is dropped).
         max_seconds: stop probing larger sizes once this much time is spent.
+        start: the starting batch: sizes up to it are always probed (a noise measurement's half
+            and the start itself; ``None``: no such floor).
+        run_samples: the run's budget in samples. With ``start``, the probe also stops once it has
+            spent ``run_share`` of the run's expected length, ``run_samples / T(start)``.
+        run_share: that share.
 
     Returns:
         samples/s per probed size.
+
+    Raises:
+        DebaConfigError: a negative ``max_seconds`` or ``run_samples``, or a ``run_share`` outside [0, 1].
+
+    Example:
+        >>> import torch
+        >>> from deba.control.throughput import ThroughputModel
+        >>> net = torch.nn.Linear(4, 2)
+        >>> x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+        >>> loss = lambda b: torch.nn.functional.cross_entropy(net(b[0]), b[1])
+        >>> timed = probe_throughput(net, loss, lambda n: (x[:n], y[:n]), [8, 16, 32, 64], ThroughputModel(),
+        ...                          start=16, run_samples=1, run_share=0.01)  # a tiny run: stop at the start
+        >>> sorted(timed)
+        [8, 16]
     """
+    _check_limits(max_seconds, run_samples, run_share)
     buffers = {name: buf.detach().clone() for name, buf in model.named_buffers()}
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
@@ -98,7 +132,12 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
             for seconds in times:
                 throughput.record_probe(b, seconds)
             out[b] = b / sorted(times)[len(times) // 2]
-            if time.perf_counter() - started > max_seconds:
+            if start is not None and b < start:
+                continue  # the sizes up to the start are always timed
+            limit = max_seconds
+            if run_samples is not None and start in out:
+                limit = min(limit, run_share * run_samples / out[start])
+            if time.perf_counter() - started > limit:
                 break
     finally:
         model.zero_grad(set_to_none=True)

@@ -161,6 +161,28 @@ def test_the_startup_probe_is_on_the_run_clock_and_in_the_result(monkeypatch):
     assert seen[1]["train_time"] < 0.3
 
 
+def test_the_probe_past_the_start_is_bounded_by_a_share_of_the_run():
+    from deba.control.throughput import ThroughputModel
+    from deba.training.step import loss_of
+    from deba.training.throughput_probe import probe_throughput
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(512, 8), torch.randint(0, 3, (512,))
+    loss = loss_of(model, torch.nn.functional.cross_entropy)
+
+    def probe(**kw):
+        return sorted(probe_throughput(model, loss, lambda n: (x[:n], y[:n]), [16, 32, 64, 128, 256], ThroughputModel(),
+                                       max_seconds=1e9, start=32, **kw))
+
+    assert probe(run_samples=0) == [16, 32], "a run with no time to spare: the start and its half, no more"
+    assert probe(run_samples=1e15) == probe() == [16, 32, 64, 128, 256], "a long run (or none given): every size"
+    assert probe(run_samples=0, run_share=1.0) == [16, 32]
+    for bad in ({"run_share": 1.5}, {"run_share": -0.1}, {"run_samples": -1}, {"max_seconds": -1.0}):
+        with pytest.raises(deba.DebaConfigError, match=next(iter(bad))):
+            probe_throughput(model, loss, lambda n: (x[:n], y[:n]), [16], ThroughputModel(), **bad)
+
+
 def test_a_resumed_run_keeps_its_probe_on_the_clock(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(256, 8)

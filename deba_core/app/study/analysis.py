@@ -59,7 +59,7 @@ def probe_modelled_time(record: Mapping[str, Any], table: Mapping[str, float]) -
     timed (``record["probe"]``; 0.0 for a run without one, or a record from before it was kept).
 
     Example:
-        >>> probe_modelled_time({"probe": {"sizes": [16, 32], "passes": 3}}, {"16": 160.0, "32": 320.0})
+        >>> round(probe_modelled_time({"probe": {"sizes": [16, 32], "passes": 3}}, {"16": 160.0, "32": 320.0}), 6)
         0.6
     """
     probe = record.get("probe") or {}

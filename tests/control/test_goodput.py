@@ -159,6 +159,20 @@ def test_measurement_interval_keeps_the_split_cost_at_half_a_percent():
     assert deba.BatchScheduler(prof.replace(policy="stability", lr_scaling="linear")).measurement_interval() is None
 
 
+def test_an_untimed_half_batch_is_priced_at_its_worst_not_measured_every_10_steps():
+    from deba.control.throughput import ThroughputModel
+
+    tm = ThroughputModel()
+    sched = deba.BatchScheduler(MLP.starting_at(32), throughput=tm)
+    assert sched.measurement_interval() == 10, "nothing timed yet: every 10 steps at the start"
+    for _ in range(8):
+        tm.record(32, 32 / 1000.0)  # T(32) = 1,000/s measured, T(16) never
+    assert tm.samples_per_second(32) is not None and tm.samples_per_second(16) is None
+    sched = deba.BatchScheduler(MLP.starting_at(32), throughput=tm)
+    assert sched.measurement_interval(split=True) == math.ceil(1.0 / 0.005), "a split as dear as a step: 0.5 %"
+    assert sched.measurement_interval(split=True, shadow=True) == math.ceil(1.0 / 0.005), "0.5 x 2"
+
+
 def test_lr_rules_by_name_and_by_optimizer_family():
     import torch
 

@@ -306,7 +306,9 @@ class _FitRun:
     def probe_throughput(self) -> None:
         """Time a few candidate sizes before training (goodput needs ``T(B)`` beyond the start)."""
         cfg = self.cfg
-        wanted = cfg.probe_throughput if cfg.probe_throughput is not None else self.scheduler.policy.needs_noise
+        # A fixed batch never grows, so by default it does not pay for timing sizes it will not use.
+        default = self.scheduler.policy.needs_noise and cfg.fixed_batch is None
+        wanted = cfg.probe_throughput if cfg.probe_throughput is not None else default
         if not wanted or self.engine.steps > 0 or self.scheduler.throughput.fixed is not None:
             return
         world = 1 if self.ctx is None else self.ctx.world
@@ -559,7 +561,8 @@ def fit(
             ``"auto"`` = equivalent for policies that measure the noise scale, else samples.
         amp: mixed precision (``True``, ``"bf16"``, ``"fp16"``: autocast, GradScaler for fp16);
             ``max_grad_norm``: gradient clipping (after DEBA reads the unscaled gradient);
-            ``probe_throughput``: time a few sizes first (default: when the policy uses throughput).
+            ``probe_throughput``: time a few sizes first (default: when the policy uses throughput
+            and the batch is not fixed); its time counts in the run's (``FitResult.probe_seconds``).
 
     Returns:
         FitResult with the history and final metrics.

@@ -159,6 +159,10 @@ def test_the_startup_probe_is_on_the_run_clock_and_in_the_result(monkeypatch):
     plain, seen = run(policy="goodput", probe_throughput=False)
     assert (plain.probe_seconds, plain.probe_sizes, plain.probe_passes) == (0.0, [], 0), "no probe, nothing kept"
     assert seen[1]["train_time"] < 0.3
+    fixed, _ = run(policy="goodput", fixed_batch=32)
+    assert fixed.probe_sizes == [], "a fixed batch never grows: by default it does not probe"
+    asked, _ = run(policy="goodput", fixed_batch=32, probe_throughput=True)
+    assert asked.probe_sizes[:2] == [16, 32], "unless asked to"
 
 
 def test_the_probe_past_the_start_is_bounded_by_a_share_of_the_run():

@@ -561,8 +561,7 @@ def fit(
             ``"auto"`` = equivalent for policies that measure the noise scale, else samples.
         amp: mixed precision (``True``, ``"bf16"``, ``"fp16"``: autocast, GradScaler for fp16);
             ``max_grad_norm``: gradient clipping (after DEBA reads the unscaled gradient);
-            ``probe_throughput``: time a few sizes first (default: when the policy uses throughput
-            and the batch is not fixed); its time counts in the run's (``FitResult.probe_seconds``).
+            ``probe_throughput``: time a few sizes first (default: throughput policies, unfixed batch).
 
     Returns:
         FitResult with the history and final metrics.

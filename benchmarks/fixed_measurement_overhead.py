@@ -37,7 +37,7 @@ new = BatchScheduler.measurement_interval
 
 def old(self, own_seconds=None, split=True, shadow=False):
     b = self.batch_size
-    if self.needs_noise and self.throughput.samples_per_second(max(1, -(-b // 2))) is None:
+    if split and self.needs_noise and self.throughput.samples_per_second(max(1, -(-b // 2))) is None:
         return 10
     return new(self, own_seconds, split, shadow)
 

@@ -35,10 +35,13 @@ def probe_of(record: dict[str, Any], task: Any, table: dict[str, float]) -> dict
     from deba.training.throughput_probe import PROBE_REPEATS, startup_sizes
 
     data = types.SimpleNamespace(channels=task.channels, num_classes=10, size=task.size)
-    detected = deba.profile_for(build_model(task, data, record["seed"])).starting_at(task.batch)
-    profile = method_config(record["method"], detected, task.batch, schedule=task.schedule).profile
+    b0 = int(record.get("initial_batch", task.batch))  # as the cell ran, not as the preset says now
+    detected = deba.profile_for(build_model(task, data, record["seed"])).starting_at(b0)
+    profile = method_config(record["method"], detected, b0, schedule=task.schedule).profile
+    if record["method"] == "deba" and record.get("overrides"):
+        profile = profile.replace(**record["overrides"])  # as runner.run_study applies them
     tm, passes, spent, sizes = to_model(table), max(2, PROBE_REPEATS), 0.0, []
-    for b in startup_sizes(task.batch, profile.max_batch, profile.granularity):
+    for b in startup_sizes(b0, profile.max_batch, profile.granularity):
         sizes.append(b)
         spent += passes * b / tm.samples_per_second(b)
         if spent > 5.0:  # probe_throughput's max_seconds

@@ -321,10 +321,12 @@ class _FitRun:
 
         p = self.profile
         sizes = startup_sizes(self.scheduler.batch_size, p.max_batch, p.granularity, world)
+        # Ranks on their own clocks would stop at different sizes: under DDP no time cut-off at all.
+        limits = {"max_seconds": float("inf")} if world > 1 else {"run_samples": self._budget()}
         t0 = time.perf_counter()
         timed = probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
                                  cap=self.engine.max_micro_batch, repeats=PROBE_REPEATS,
-                                 start=self.scheduler.batch_size, run_samples=self._budget())
+                                 start=self.scheduler.batch_size, **limits)
         spent = time.perf_counter() - t0
         # The probe is training time a fixed batch does not spend: it goes on the run's clock.
         self.clock["wall"] += spent

@@ -3,9 +3,10 @@
 Goodput compares ``T(B)`` at sizes training has not visited yet; before the first growth only the
 starting batch is measured, so nothing could be predicted. The probe times assembling, forward and
 backward of real batches at ``B0/2, B0, 2 B0, 4 B0, ...`` (micro-batched under the memory cap, as training
-would run them) before training starts: at most 5 s, and past ``B0`` at most ``PROBE_SHARE`` of the
-run's expected length (the probe is time a fixed batch does not spend; ``deba.fit`` counts it in
-the run's training time). It leaves the model as it found it: gradients
+would run them) before training starts. Sizes up to ``B0`` are always timed; past ``B0`` it stops
+after the size at which it has spent 5 s, or ``PROBE_SHARE`` of the run's expected length, whichever
+comes first (the size that crosses the limit is timed in full). The probe is time a fixed batch
+does not spend: ``deba.fit`` counts it in the run's training time. It leaves the model as it found it: gradients
 cleared, buffers (BatchNorm statistics) and torch's CPU and CUDA RNG states restored; no optimizer
 step is taken. It runs in full precision (under ``amp`` the training steps are faster than probed;
 the training-minus-probe offset corrects only an additive part of that).
@@ -84,7 +85,8 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
         throughput: where the step times go (``record_probe``).
         cap: the memory cap (micro-batches above it).
         repeats: timed passes per size (the first is dropped).
-        max_seconds: stop probing larger sizes once this much time is spent.
+        max_seconds: stop probing larger sizes once this much time is spent (checked after each
+            size past ``start``).
         start: the starting batch: sizes up to it are always probed (a noise measurement's half
             and the start itself; ``None``: no such floor).
         run_samples: the run's budget in samples. With ``start``, the probe also stops once it has

@@ -187,6 +187,30 @@ def test_the_probe_past_the_start_is_bounded_by_a_share_of_the_run():
             probe_throughput(model, loss, lambda n: (x[:n], y[:n]), [16], ThroughputModel(), **bad)
 
 
+def test_the_share_cuts_the_probe_between_sizes_on_a_clock_it_reads(monkeypatch):
+    import types
+
+    import deba.training.throughput_probe as probe_module
+    from deba.control.throughput import ThroughputModel
+    from deba.training.step import loss_of
+
+    ticks = iter(range(10**6))  # a clock that moves 1 s per reading: each pass takes 1 s
+    monkeypatch.setattr(probe_module, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    model = torch.nn.Linear(8, 3)
+    x, y = torch.randn(512, 8), torch.randint(0, 3, (512,))
+
+    def sizes(run_samples, run_share=0.01):
+        return sorted(probe_module.probe_throughput(
+            model, loss_of(model, torch.nn.functional.cross_entropy), lambda n: (x[:n], y[:n]), [16, 32, 64, 128, 256],
+            ThroughputModel(), max_seconds=1e9, start=32, run_samples=run_samples, run_share=run_share))
+
+    # Each size reads the clock 6 times (3 passes), each check past the start once: 13 s have gone
+    # after 32, 20 after 64, 27 after 128. T(32) = 32/s, so a limit of L s is run_samples = L * 32 / share.
+    assert sizes(22 * 32 / 0.01) == [16, 32, 64, 128], "crosses 22 s at 128: that size timed, no more"
+    assert sizes(15 * 32 / 0.01) == [16, 32, 64]
+    assert sizes(15 * 32 / 0.01, run_share=0.015) == [16, 32, 64, 128], "a larger share, a longer probe"
+
+
 def test_a_resumed_run_keeps_its_probe_on_the_clock(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(256, 8)

@@ -4,7 +4,7 @@ Cells run before 2026-12-04 (fourth session) do not record the start-up throughp
 ``deba.fit`` runs before a goodput policy's first step, and their measured training time leaves it
 out. This script writes a study's ``results.json`` back into a study folder (one file per cell, the
 throughput tables, the noise-truth files) and gives each cell of a probing method the probe it ran:
-the sizes ``startup_sizes`` picks from the method's profile, ``PROBE_REPEATS`` passes each, cut
+the sizes ``startup_sizes`` picks from the method's profile, ``passes_per_size()`` passes each, cut
 after the size at which the table's time passes the probe's 5 s, as ``probe_throughput`` does with
 its clock. The record says it was reconstructed (``"reconstructed": true``, ``"seconds": null``).
 The measured times stay as measured (without the probe); ``deba bench --analyse-only`` on the
@@ -32,7 +32,7 @@ def probe_of(record: dict[str, Any], task: Any, table: dict[str, float]) -> dict
     from deba.app.study.analysis import to_model
     from deba.app.study.cells import build_model
     from deba.app.study.methods import method_config
-    from deba.training.throughput_probe import PROBE_REPEATS, startup_sizes
+    from deba.training.throughput_probe import passes_per_size, startup_sizes
 
     data = types.SimpleNamespace(channels=task.channels, num_classes=10, size=task.size)
     b0 = int(record.get("initial_batch", task.batch))  # as the cell ran, not as the preset says now
@@ -40,7 +40,7 @@ def probe_of(record: dict[str, Any], task: Any, table: dict[str, float]) -> dict
     profile = method_config(record["method"], detected, b0, schedule=task.schedule).profile
     if record["method"] == "deba" and record.get("overrides"):
         profile = profile.replace(**record["overrides"])  # as runner.run_study applies them
-    tm, passes, spent, sizes = to_model(table), max(2, PROBE_REPEATS), 0.0, []
+    tm, passes, spent, sizes = to_model(table), passes_per_size(), 0.0, []
     for b in startup_sizes(b0, profile.max_batch, profile.granularity):
         sizes.append(b)
         spent += passes * b / tm.samples_per_second(b)

@@ -39,7 +39,8 @@ from deba.training.precision import Precision
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome, loss_of
 from deba.training.tensor_batches import fetch_batch, loader_parts
-from deba.training.throughput_probe import PROBE_REPEATS, candidate_sizes, probe_throughput, startup_sizes
+from deba.training.throughput_probe import (PROBE_REPEATS, candidate_sizes, passes_per_size, probe_throughput,
+                                            startup_sizes)
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
 
@@ -330,7 +331,7 @@ class _FitRun:
         spent = time.perf_counter() - t0
         # The probe is training time a fixed batch does not spend: it goes on the run's clock.
         self.clock["wall"] += spent
-        self.clock.update(probe_seconds=spent, probe_sizes=sorted(timed), probe_passes=max(2, PROBE_REPEATS))
+        self.clock.update(probe_seconds=spent, probe_sizes=sorted(timed), probe_passes=passes_per_size(PROBE_REPEATS))
 
     def train(self) -> FitResult:
         """Epochs until the budget is spent; returns the result."""

@@ -24,7 +24,7 @@ from deba.control.throughput import ThroughputModel
 from deba.errors import DebaConfigError
 from deba.training.batching import model_devices, run_micro_batches, synchronize
 
-__all__ = ["PROBE_REPEATS", "PROBE_SHARE", "candidate_sizes", "probe_throughput", "startup_sizes"]
+__all__ = ["PROBE_REPEATS", "PROBE_SHARE", "candidate_sizes", "passes_per_size", "probe_throughput", "startup_sizes"]
 
 PROBE_REPEATS = 3  # passes per size in fit's start-up probe (the first a warm-up)
 # The probe is time a fixed batch does not spend. Past the starting batch it may take at most this
@@ -62,6 +62,16 @@ def startup_sizes(start: int, max_batch: int, granularity: int, world: int = 1) 
     """
     half = [world * max(1, -(-start // (2 * world)))] if start >= 2 * world else []
     return half + candidate_sizes(start, max_batch, granularity)
+
+
+def passes_per_size(repeats: int = PROBE_REPEATS) -> int:
+    """Passes the probe runs at each size for ``repeats`` (at least one warm-up and one timed).
+
+    Example:
+        >>> passes_per_size(3), passes_per_size(1)
+        (3, 2)
+    """
+    return max(2, repeats)
 
 
 def _check_limits(max_seconds: float, run_samples: float | None, run_share: float) -> None:
@@ -119,7 +129,7 @@ def probe_throughput(model: nn.Module, forward_loss: Callable[[Any], torch.Tenso
     try:
         for b in sizes:
             times = []
-            for i in range(max(2, repeats)):
+            for i in range(passes_per_size(repeats)):
                 for device in devices:  # on a GPU, time the kernels, not their launches
                     synchronize(device)
                 t0 = time.perf_counter()

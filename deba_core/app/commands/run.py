@@ -91,8 +91,9 @@ class Trace(Callback):
 
     def on_train_start(self, state: dict[str, Any]) -> None:
         if self.tm is not None:
-            passes = state.get("probe_passes", 0)
-            self.modelled += sum(passes * b / self.tm.samples_per_second(b) for b in state.get("probe_sizes", ()))
+            from deba.app.study.analysis import probe_cost
+
+            self.modelled += probe_cost(state.get("probe_sizes", ()), state.get("probe_passes", 0), self.tm)
 
     def on_step_end(self, record: dict[str, Any]) -> None:
         b = record["batch_size"]

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from deba.control.throughput import ThroughputModel
 
 __all__ = ["bootstrap_mean", "choose_best", "cost_to_target", "modelled_prefix", "modelled_time", "plateau_gain",
-           "plateau_target", "probe_modelled_time", "run_modelled_time", "to_model"]
+           "plateau_target", "probe_cost", "probe_modelled_time", "run_modelled_time", "to_model"]
 
 MARGIN = 0.003  # 0.3 points
 
@@ -63,8 +63,12 @@ def probe_modelled_time(record: Mapping[str, Any], table: Mapping[str, float]) -
         0.6
     """
     probe = record.get("probe") or {}
-    tm = to_model(table)
-    return float(probe.get("passes", 0)) * sum(b / tm.samples_per_second(int(b)) for b in probe.get("sizes", ()))
+    return probe_cost(probe.get("sizes", ()), probe.get("passes", 0), to_model(table))
+
+
+def probe_cost(sizes: Sequence[int], passes: int, tm: ThroughputModel) -> float:
+    """``passes * sum(B / T(B))`` over ``sizes``: a probe's seconds priced by a throughput model."""
+    return float(passes) * sum(b / tm.samples_per_second(int(b)) for b in sizes)
 
 
 def run_modelled_time(record: Mapping[str, Any], table: Mapping[str, float], at_step: int | None = None) -> float:

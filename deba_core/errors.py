@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-__all__ = ["ConfigProblem", "DebaConfigError", "DebaPluginError", "DebaError", "format_loc"]
+__all__ = ["ConfigProblem", "DebaConfigError", "DebaPluginError", "DebaError", "NonFiniteTraining", "format_loc"]
 
 
 class DebaError(Exception):
     """Base class of every exception DEBA raises on purpose."""
+
+
+class NonFiniteTraining(DebaError):
+    """Training kept producing NaN/inf losses or gradients even after shrinking the batch."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from torch import nn
 
 from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
-from deba.errors import DebaConfigError, DebaError
+from deba.errors import DebaConfigError, NonFiniteTraining
 from deba.profiles.loading import resolve_profile
 from deba.profiles.lr_rule import optimizer_family
 from deba.profiles.schema import ArchitectureProfile
@@ -46,10 +46,6 @@ __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
 
 #: An equivalent-sample budget never trains more than this many times the strict budget's samples.
 _SAMPLE_CAP = 4
-
-
-class NonFiniteTraining(DebaError):
-    """Training kept producing NaN/inf losses or gradients even after shrinking the batch."""
 
 
 @dataclass

@@ -40,9 +40,9 @@ class LRCoupler:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise DebaConfigError.single("optimizer", type(optimizer).__name__, "must be a torch.optim.Optimizer")
         self.optimizer = optimizer
+        self._saved: list[Any] | None = None
         self.factor = factor
         self.last_used: list[float] = [float(g["lr"]) * factor for g in optimizer.param_groups]
-        self._saved: list[Any] | None = None
         # An optimizer subclass whose step() calls super().step() runs the hooks twice, nested:
         # scale once on the way in, restore once on the way out.
         self._depth = 0
@@ -61,14 +61,22 @@ class LRCoupler:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise DebaConfigError.single("lr_factor", value, "must be a finite float > 0")
         self._factor = float(value)
+        if self._saved is not None:
+            # Set inside a step in flight: ``step(closure)`` runs the closure after the pre-hook,
+            # and a framework that decides inside the closure (Lightning's on_before_optimizer_step)
+            # means this step; the optimizer reads the LR after its closure.
+            self._scale(self.optimizer)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._depth += 1
         if self._depth > 1:
             return
         self._saved = [g["lr"] for g in optimizer.param_groups]
-        for g in optimizer.param_groups:
-            g["lr"] = g["lr"] * self._factor
+        self._scale(optimizer)
+
+    def _scale(self, optimizer: torch.optim.Optimizer) -> None:
+        for g, lr in zip(optimizer.param_groups, self._saved):
+            g["lr"] = lr * self._factor
         self.last_used = [float(g["lr"]) for g in optimizer.param_groups]
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

@@ -31,3 +31,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'deba.adapters.huggingface' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's attributes and its lazy names, so tab completion shows them."""
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from deba.adapters.lightning.adapter import LightningAdapter
-
 __all__ = ["DebaCallback", "DebaModule", "LightningAdapter", "LightningBatchSampler", "SUPPORTED_LIGHTNING",
            "deba_dataloader"]
 
 #: The lightning versions this adapter is tested against (see docs/lightning.md).
 SUPPORTED_LIGHTNING = ">=2.0,<3"
 
+# Nothing is imported with the package itself, LightningAdapter included: adapter.create imports
+# the callback module, which imports this package's _require, so an eager import here would close
+# a circle (package -> adapter -> callback -> package).
 _LAZY = {
     "DebaCallback": "deba.adapters.lightning.callback",
+    "LightningAdapter": "deba.adapters.lightning.adapter",
     "DebaModule": "deba.adapters.lightning.module",
     "LightningBatchSampler": "deba.adapters.lightning.data",
     "deba_dataloader": "deba.adapters.lightning.data",
@@ -40,3 +42,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'deba.adapters.lightning' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's attributes and its lazy names, so tab completion shows them."""
+    return sorted(set(globals()) | set(_LAZY))

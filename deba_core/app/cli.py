@@ -1,7 +1,8 @@
 """The ``deba`` command line.
 
-Sub-commands register themselves in :data:`COMMANDS`; each gets an ``argparse`` sub-parser and a
-function returning an exit code. User errors print one line on stderr
+Sub-commands register themselves in :data:`COMMANDS` (``deba.app.command_table``, which the
+command modules import, so they never import this module back); each gets an ``argparse``
+sub-parser and a function returning an exit code. User errors print one line on stderr
 (``deba <command>: error: ...``) and exit 2, never a traceback: a value argparse cannot parse, and
 a :class:`DebaConfigError` (a value out of range, an unknown name), which each command raises while
 checking its options, before it loads data or creates a folder.
@@ -12,26 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 import yaml
 
+from deba.app.command_table import COMMANDS, command
 from deba.errors import DebaConfigError, DebaError
 
 __all__ = ["main", "COMMANDS"]
-
-#: name -> (help, add_arguments, run)
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
-
-
-def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] | None = None):
-    """Decorator registering ``run(args) -> int`` as sub-command ``name``; ``arguments`` adds its options."""
-
-    def wrap(fn):
-        COMMANDS[name] = (help, arguments or (lambda p: None), fn)
-        return fn
-
-    return wrap
 
 
 def _dump(data: object, fmt: str) -> str:

@@ -26,6 +26,7 @@ from torch import nn
 from deba.errors import DebaConfigError
 from deba.profiles.schema import ArchitectureProfile
 from deba.profiles.traits import ArchitectureTraits, measure_traits
+from deba.registry import registry
 
 __all__ = ["Detection", "build_model", "classify", "detect", "profile_for"]
 
@@ -54,10 +55,12 @@ class Detection:
 
     @property
     def profile(self) -> ArchitectureProfile:
-        """The chosen profile, loaded."""
-        from deba.profiles.loading import load_profile
+        """The chosen profile, loaded from the registry (the lookup ``load_profile`` makes for a name).
 
-        return load_profile(self.profile_name)
+        Detection sits below ``deba.profiles.loading`` (which imports it for ``"auto"``), so it asks
+        the registry itself rather than importing ``load_profile`` back.
+        """
+        return registry.load("profiles", self.profile_name, expected=ArchitectureProfile)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""

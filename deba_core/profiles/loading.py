@@ -1,6 +1,7 @@
 """Profile name resolution: names, files and ``"auto"`` -> a validated ``ArchitectureProfile``.
 
-This sits above the registry: the registry only finds entry points (and is told to expect an
+This sits above the registry and above ``deba.profiles.detection`` (``"auto"`` detects; detection
+never imports this module back): the registry only finds entry points (and is told to expect an
 ``ArchitectureProfile``); file reading is ``deba.profiles.formats``; validation is the schema's.
 Every failure - a missing file, a syntax error, a value out of range - is a ``DebaConfigError``
 whose field path says where the problem is.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deba.errors import DebaConfigError
+from deba.profiles.detection import profile_for
 from deba.profiles.formats import PROFILE_SUFFIXES, format_of, read_document
 from deba.profiles.schema import ArchitectureProfile
 from deba.registry import registry
@@ -101,7 +103,5 @@ def resolve_profile(profile: ArchitectureProfile | str | os.PathLike[str], model
     if isinstance(profile, str) and profile == "auto":
         if model is None:
             raise DebaConfigError.single("profile", "auto", "needs the model to detect its architecture")
-        from deba.profiles.detection import profile_for
-
         return profile_for(model)
     return load_profile(profile)

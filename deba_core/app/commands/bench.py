@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from deba.app.cli import command
+from deba.app.command_table import command
 from deba.app.commands.common import check_device, check_int
 from deba.app.models import SMALL_MODELS
 from deba.app.study import METHODS, PRESETS, Preset, load_task_data, noise_truth, plan, run_study, summary

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deba.app.cli import command
+from deba.app.command_table import command
 from deba.errors import DebaConfigError
 from deba.training.fit import FitResult, fit
 from deba.profiles.schema import ArchitectureProfile

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from deba.app.cli import command
+from deba.app.command_table import command
 from deba.app.commands.common import (
     add_data_model_args,
     build_optimizer,

@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deba.control.scheduler import BatchScheduler
 
 __all__ = ["NormReadPlan", "READ_SHARE", "MAX_STRIDE"]
 
@@ -44,6 +47,7 @@ class NormReadPlan:
         self.share = share
         self.max_stride = max_stride
         self._seconds: deque[float] = deque(maxlen=16)
+        self._stride_cache: tuple[tuple[int, int], int] | None = None  # ((batch, 50-step block), stride)
 
     def record(self, seconds: float) -> None:
         """One full read took ``seconds``."""
@@ -62,8 +66,30 @@ class NormReadPlan:
             return 1
         return int(min(self.max_stride, max(1, math.ceil(read / (self.share * step_seconds) - 1e-9))))
 
+    def due(self, scheduler: "BatchScheduler", steps: int) -> bool:
+        """Whether step ``steps + 1`` of a run under ``scheduler`` reads the full norm: on every step
+        when decisions do not depend on timing (``timing_decides``) or the decision interval has no
+        norm yet (``interval_has_norm``), else every :meth:`stride_at` steps."""
+        if not scheduler.timing_decides:  # keep the published rule and fixed tables timing-free
+            return True
+        if not scheduler.interval_has_norm:
+            return True
+        j = self.stride_at(scheduler, steps)
+        return j <= 1 or (steps + 1) % j == 0
+
+    def stride_at(self, scheduler: "BatchScheduler", steps: int) -> int:
+        """:meth:`stride` at the scheduler's batch size and its measured step time, re-read when the
+        batch changes or every 50 steps."""
+        b = scheduler.batch_size
+        key = (b, steps // 50)
+        if self._stride_cache is None or self._stride_cache[0] != key:
+            t = scheduler.throughput.samples_per_second(b)
+            self._stride_cache = (key, self.stride(b / t if t else None))
+        return self._stride_cache[1]
+
     def state_dict(self) -> dict[str, Any]:
         return {"seconds": list(self._seconds)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._seconds = deque((float(s) for s in state.get("seconds", [])), maxlen=16)
+        self._stride_cache = None

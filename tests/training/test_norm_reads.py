@@ -35,9 +35,9 @@ def _engine(model: nn.Module, profile: str = "mlp", interval: int = 6) -> StepEn
         tm.record(b, t)
     tm.record = lambda batch, seconds: None  # keep the table as set
     sched = deba.BatchScheduler(prof, initial_batch=32, throughput=tm)
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy))
-    engine.per_sample = None  # the general path (split measurement steps every k steps, k > 1 here)
-    return engine
+    # per_sample_norms=False: the general path (split measurement steps every k steps, k > 1 here)
+    return StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy),
+                      per_sample_norms=False)
 
 
 def test_large_model_reads_the_norm_on_an_intervals_first_step_and_on_measurement_steps():
@@ -146,13 +146,12 @@ def test_a_nan_gradient_under_a_finite_loss_is_caught_on_a_step_that_skips_the_f
             loss = loss + (hidden.sum() * 0).sqrt()
         return loss
 
-    engine.forward_loss = forward_loss
-    outs = [engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,)))) for _ in range(20)]
+    outs = [engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))), forward_loss=forward_loss) for _ in range(20)]
     skipped = [i for i, o in enumerate(outs) if o.obs.grad_norm is None]
     assert skipped, "some steps skipped the full read"
     while engine._read_norm_now():  # move to a step that skips the read
-        engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))))
+        engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))), forward_loss=forward_loss)
     bad["on"] = True
-    out = engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))))
+    out = engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))), forward_loss=forward_loss)
     assert out.obs.grad_norm is None and math.isfinite(out.obs.loss)
     assert not out.finite, "the NaN reached the input-side layer's gradient, which is checked"

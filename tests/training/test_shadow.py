@@ -35,9 +35,8 @@ def _train(measure: bool, steps: int = 6, shadow: bool | None = None):
     sched = deba.BatchScheduler(prof, throughput=CHEAP_HALF)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
-                        forward_loss=loss_of(model, nn.functional.cross_entropy))
-    engine.measure_noise = measure
-    engine.shadow_halves = shadow
+                        forward_loss=loss_of(model, nn.functional.cross_entropy), measure_noise=measure,
+                        shadow_halves=shadow)
     gen = torch.Generator().manual_seed(1)
     torch.manual_seed(2)  # dropout masks: the same stream in every run
     small = []
@@ -79,10 +78,10 @@ def test_without_batchnorm_the_engine_still_splits():
     assert engine._shadow_now()
     bn.eval()  # running statistics are used, a split changes nothing
     assert not engine._shadow_now()
-    engine.shadow_halves = True
-    assert engine._shadow_now()
+    forced = StepEngine(bn, deba.BatchScheduler("generic"), deba.GradientProbe(bn, 8), shadow_halves=True)
+    assert forced._shadow_now() and forced.shadow_halves is True
     with pytest.raises(deba.DebaConfigError, match="shadow_halves"):
-        engine.shadow_halves = "always"
+        StepEngine(bn, deba.BatchScheduler("generic"), deba.GradientProbe(bn, 8), shadow_halves="always")
 
 
 def test_the_interval_prices_a_shadow_half_at_half_a_step_at_the_half_throughput():

@@ -49,7 +49,7 @@ def main() -> None:
     profile = deba.load_profile("resnet18").replace(interval=args.interval, warmup=0, cooldown=0, min_batch=8,
                                                      initial_batch=args.batch - args.batch % 8, max_batch=4096)
     sched = deba.BatchScheduler(profile, strategy=args.strategy)
-    probe = deba.GradientProbe(model, sketch_size=profile.sketch_size)
+    probe = deba.signals.GradientProbe(model, sketch_size=profile.sketch_size)
 
     def step(with_deba: bool) -> tuple[float, float]:
         t0 = time.perf_counter()
@@ -116,7 +116,7 @@ def engine_overhead(args: argparse.Namespace) -> None:
     profile = profile.replace(interval=args.interval or profile.interval, warmup=0, cooldown=0, min_batch=8,
                               initial_batch=b, max_batch=4096, policy="goodput")
     sched = deba.BatchScheduler(profile, strategy=args.strategy, throughput=measured)
-    engine = StepEngine(model, sched, deba.GradientProbe(model, sketch_size=profile.sketch_size),
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, sketch_size=profile.sketch_size),
                         forward_loss=loss_of(model, torch.nn.functional.cross_entropy), optimizer=opt)
     def engine_step() -> float:
         before = engine.deba_seconds

@@ -60,7 +60,7 @@ class ArchitectureTraits(StrictModel):
 
     Example:
         >>> import torch, deba
-        >>> t = deba.measure_traits(torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
+        >>> t = deba.profiles.measure_traits(torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
         >>> t.n_params, t.depth, t.n_linear, t.dominant_activation
         (46, 2, 2, 'relu')
     """

@@ -56,7 +56,7 @@ class GradientProbe:
     Example:
         >>> import torch, deba
         >>> model = torch.nn.Linear(4, 2)
-        >>> probe = deba.GradientProbe(model, sketch_size=8)
+        >>> probe = deba.signals.GradientProbe(model, sketch_size=8)
         >>> model(torch.ones(3, 4)).sum().backward()
         >>> snap = probe.capture()
         >>> snap.finite, snap.sketch.shape

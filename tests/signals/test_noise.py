@@ -40,7 +40,7 @@ def _trajectory(seed: int, throughput: dict[int, float], steps: int, per_sample:
         x, y = batch
         return 0.5 * ((model(x).squeeze(1) - y) ** 2).mean()
 
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=forward_loss)
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8), forward_loss=forward_loss)
     assert engine.per_sample is not None, "a linear model: per-sample norms are readable"
     if per_sample is not True:
         engine.per_sample = None  # the general path: measurement steps split the batch in two

@@ -59,7 +59,7 @@ def test_the_step_engine_measures_without_splitting_a_linear_model():
     model = _net(False)
     prof = deba.load_profile("mlp").replace(policy="goodput", shares=None)
     sched = deba.BatchScheduler(prof, initial_batch=32, throughput={16: 1000.0, 32: 1900.0, 64: 3000.0})
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8),
                         forward_loss=loss_of(model, nn.functional.cross_entropy))
     assert engine.per_sample is not None and sched.measurement_interval(split=False) == 1
     out = engine.run((torch.randn(32, 6), torch.randint(0, 3, (32,))))
@@ -93,7 +93,7 @@ def test_the_engines_small_estimate_is_the_mean_per_sample_squared_norm():
         want.append(sum(float(p.grad.double().square().sum()) for p in model.parameters()))
     sched = deba.BatchScheduler(deba.load_profile("mlp").replace(policy="goodput", shares=None), initial_batch=16,
                                 throughput={8: 1000.0, 16: 1900.0})
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy))
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy))
     obs = engine.run((x, y)).obs
     assert obs.small_batch == 1.0
     assert obs.small_grad_sq == pytest.approx(sum(want) / 16, rel=1e-4)

@@ -15,14 +15,14 @@ import deba
 def test_norm_and_sketch_match_the_gradient():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 3))
-    probe = deba.GradientProbe(model, sketch_size=64, seed=3)
+    probe = deba.signals.GradientProbe(model, sketch_size=64, seed=3)
     model(torch.randn(8, 10)).pow(2).mean().backward()
     snap = probe.capture()
     flat = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
     assert snap.norm == pytest.approx(flat.norm().item(), rel=1e-5)
     assert snap.finite and snap.sketch.shape == (64,)
     # the same seed picks the same coordinates, so a second probe reads the same sketch
-    again = deba.GradientProbe(model, sketch_size=64, seed=3).capture()
+    again = deba.signals.GradientProbe(model, sketch_size=64, seed=3).capture()
     assert (again.sketch == snap.sketch).all()
     # the sketch holds real gradient entries
     assert np.isin(snap.sketch.astype(np.float32), flat.numpy()).all()
@@ -30,7 +30,7 @@ def test_norm_and_sketch_match_the_gradient():
 
 def test_parameters_without_grad_are_skipped_and_nonfinite_is_flagged():
     a, b = nn.Linear(4, 4), nn.Linear(4, 4)
-    probe = deba.GradientProbe(list(a.parameters()) + list(b.parameters()), sketch_size=16)
+    probe = deba.signals.GradientProbe(list(a.parameters()) + list(b.parameters()), sketch_size=16)
     a(torch.ones(2, 4)).sum().backward()  # b has no grad
     snap = probe.capture()
     assert snap.params_with_grad == 2 and snap.finite
@@ -41,13 +41,13 @@ def test_parameters_without_grad_are_skipped_and_nonfinite_is_flagged():
 
 
 def test_no_grad_at_all_and_bad_input():
-    probe = deba.GradientProbe(nn.Linear(3, 3))
+    probe = deba.signals.GradientProbe(nn.Linear(3, 3))
     snap = probe.capture()
     assert snap.norm == 0.0 and snap.params_with_grad == 0
     with pytest.raises(deba.DebaConfigError):
-        deba.GradientProbe([])
+        deba.signals.GradientProbe([])
     with pytest.raises(deba.DebaConfigError):
-        deba.GradientProbe(nn.Linear(3, 3), sketch_size=0)
+        deba.signals.GradientProbe(nn.Linear(3, 3), sketch_size=0)
 
 
 def test_probe_feeds_a_scheduler_end_to_end():
@@ -56,7 +56,7 @@ def test_probe_feeds_a_scheduler_end_to_end():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     p = deba.load_profile("mlp").replace(interval=1, warmup=0, cooldown=0, window=3, min_samples=3)
     sched = deba.BatchScheduler(p)
-    probe = deba.GradientProbe(model, sketch_size=p.sketch_size)
+    probe = deba.signals.GradientProbe(model, sketch_size=p.sketch_size)
     x, w = torch.randn(512, 5), torch.randn(5, 1)
     sizes = []
     for step in range(30):

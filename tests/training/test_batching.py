@@ -9,6 +9,7 @@ from torch import nn
 import deba
 from deba.training.step import StepEngine, loss_of
 from deba.training.batching import run_micro_batches, split_sizes
+from deba.training.memory import find_max_micro_batch
 
 
 def _grads(model):
@@ -31,7 +32,7 @@ def test_accumulated_gradient_equals_full_batch_gradient(cap):
 
 def _engine(model: nn.Module, max_micro_batch: int, profile: str = "paper") -> StepEngine:
     # "paper" weighs grad_variance, which reads sketches; the v2 profiles read none.
-    return StepEngine(model, deba.BatchScheduler(profile), deba.GradientProbe(model, 8),
+    return StepEngine(model, deba.BatchScheduler(profile), deba.signals.GradientProbe(model, 8),
                       forward_loss=loss_of(model, nn.functional.cross_entropy), max_micro_batch=max_micro_batch)
 
 
@@ -102,11 +103,11 @@ def test_split_sizes():
 def test_find_max_micro_batch_on_cpu_follows_the_budget():
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 32 * 32, 10))
     sample = torch.randn(2, 3, 32, 32)
-    small = deba.find_max_micro_batch(model, sample, memory_budget=20_000_000)
-    large = deba.find_max_micro_batch(model, sample, memory_budget=200_000_000)
+    small = find_max_micro_batch(model, sample, memory_budget=20_000_000)
+    large = find_max_micro_batch(model, sample, memory_budget=200_000_000)
     assert 1 <= small < large
     with pytest.raises(deba.DebaConfigError):
-        deba.find_max_micro_batch(model, sample, memory_budget=1000)
+        find_max_micro_batch(model, sample, memory_budget=1000)
 
 
 def test_synchronize_waits_for_cuda_only(monkeypatch):

@@ -36,7 +36,7 @@ def _engine(model: nn.Module, profile: str = "mlp", interval: int = 6) -> StepEn
     tm.record = lambda batch, seconds: None  # keep the table as set
     sched = deba.BatchScheduler(prof, initial_batch=32, throughput=tm)
     # per_sample_norms=False: the general path (split measurement steps every k steps, k > 1 here)
-    return StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy),
+    return StepEngine(model, sched, deba.signals.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy),
                       per_sample_norms=False)
 
 
@@ -71,7 +71,7 @@ def test_decisions_that_do_not_depend_on_timing_read_every_step():
         prof = deba.load_profile(profile).replace(interval=6, shares=None)
         sched = deba.BatchScheduler(prof, initial_batch=32, throughput=table)
         assert not sched.timing_decides
-        engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
+        engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8),
                             forward_loss=loss_of(model, nn.functional.cross_entropy))
         engine.norm_plan.record(1.0)
         engine.norm_plan.record = lambda seconds: None
@@ -108,7 +108,7 @@ def test_the_interval_aggregate_counts_the_steps_behind_its_norm():
 def test_increments_are_exact_when_the_copy_is_reused(rounds):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(300, 300), nn.ReLU(), nn.Linear(300, 4))  # 90k weights: the dot path
-    probe = deba.GradientProbe(model, 8)
+    probe = deba.signals.GradientProbe(model, 8)
     loss = nn.functional.cross_entropy
     for _ in range(rounds):
         x, y = torch.randn(16, 300), torch.randint(0, 4, (16,))

@@ -36,7 +36,7 @@ def test_the_engine_reads_the_unscaled_gradient_before_clipping():
     true_norm = float(torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in ref.parameters()])))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     prec = Precision("fp16", "cpu")
-    engine = StepEngine(model, deba.BatchScheduler("mlp"), deba.GradientProbe(model, 8), precision=prec, optimizer=opt,
+    engine = StepEngine(model, deba.BatchScheduler("mlp"), deba.signals.GradientProbe(model, 8), precision=prec, optimizer=opt,
                         forward_loss=loss_of(model, torch.nn.functional.cross_entropy))
     out = engine.run((x[:32], y[:32]))
     assert prec.scale() > 1000, "a real loss scale was in force"
@@ -53,7 +53,7 @@ def test_a_gradscaler_overflow_is_skipped_not_counted_as_non_finite():
     def overflowing(batch):  # a finite loss whose scaled gradient overflows fp16
         return loss_of(model, torch.nn.functional.cross_entropy)(batch) * 1e30
 
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), precision=prec, optimizer=opt, forward_loss=overflowing)
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8), precision=prec, optimizer=opt, forward_loss=overflowing)
     out = engine.run((x[:32], y[:32]))
     before = prec.scale()
     prec.step(opt)

@@ -34,7 +34,7 @@ def _train(measure: bool, steps: int = 6, shadow: bool | None = None):
     prof = deba.load_profile("generic").replace(policy="goodput", min_batch=B, initial_batch=B, max_batch=B, granularity=8)
     sched = deba.BatchScheduler(prof, throughput=CHEAP_HALF)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8),
                         forward_loss=loss_of(model, nn.functional.cross_entropy), measure_noise=measure,
                         shadow_halves=shadow)
     gen = torch.Generator().manual_seed(1)
@@ -69,19 +69,19 @@ def test_a_split_would_have_changed_training():
 
 def test_without_batchnorm_the_engine_still_splits():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
-    engine = StepEngine(model, deba.BatchScheduler("generic"), deba.GradientProbe(model, 8),
+    engine = StepEngine(model, deba.BatchScheduler("generic"), deba.signals.GradientProbe(model, 8),
                         forward_loss=loss_of(model, nn.functional.cross_entropy))
     assert batch_dependent_modules(model) == [] and not engine._shadow_now()
     bn = _model()
-    engine = StepEngine(bn, deba.BatchScheduler("generic"), deba.GradientProbe(bn, 8),
+    engine = StepEngine(bn, deba.BatchScheduler("generic"), deba.signals.GradientProbe(bn, 8),
                         forward_loss=loss_of(bn, nn.functional.cross_entropy))
     assert engine._shadow_now()
     bn.eval()  # running statistics are used, a split changes nothing
     assert not engine._shadow_now()
-    forced = StepEngine(bn, deba.BatchScheduler("generic"), deba.GradientProbe(bn, 8), shadow_halves=True)
+    forced = StepEngine(bn, deba.BatchScheduler("generic"), deba.signals.GradientProbe(bn, 8), shadow_halves=True)
     assert forced._shadow_now() and forced.shadow_halves is True
     with pytest.raises(deba.DebaConfigError, match="shadow_halves"):
-        StepEngine(bn, deba.BatchScheduler("generic"), deba.GradientProbe(bn, 8), shadow_halves="always")
+        StepEngine(bn, deba.BatchScheduler("generic"), deba.signals.GradientProbe(bn, 8), shadow_halves="always")
 
 
 def test_the_interval_prices_a_shadow_half_at_half_a_step_at_the_half_throughput():

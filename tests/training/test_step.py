@@ -21,7 +21,7 @@ PROFILE = deba.load_profile("mlp").replace(interval=1, window=3, min_samples=2, 
 
 def _engine(model: nn.Module, coupler=None, sampler=None) -> StepEngine:
     sched = deba.BatchScheduler(PROFILE)
-    return StepEngine(model, sched, deba.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy),
+    return StepEngine(model, sched, deba.signals.GradientProbe(model, 8), forward_loss=loss_of(model, nn.functional.cross_entropy),
                       coupler=coupler, sampler=sampler)
 
 
@@ -29,7 +29,7 @@ def test_the_factor_of_a_step_is_the_decision_in_force_when_its_batch_was_drawn(
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    coupler = deba.LRCoupler(opt)
+    coupler = deba.training.lr.LRCoupler(opt)
     engine = _engine(model, coupler=coupler)
     previous = engine.lr_factor
     changed = 0
@@ -76,7 +76,7 @@ def test_non_finite_step_clears_gradients_and_is_counted():
 
 def test_manual_mode_observes_what_the_user_computed():
     model = nn.Linear(4, 3)
-    engine = StepEngine(model, deba.BatchScheduler(PROFILE), deba.GradientProbe(model, 8))
+    engine = StepEngine(model, deba.BatchScheduler(PROFILE), deba.signals.GradientProbe(model, 8))
     loss = nn.functional.cross_entropy(model(torch.randn(16, 4)), torch.zeros(16, dtype=torch.long))
     loss.backward()
     out = engine.observe(loss, 16)

@@ -128,3 +128,58 @@ def test_the_per_step_logic_exists_once():
     assert outside == [], f"per-step logic outside deba/training/step.py: {outside}"
     observe = [c for p in files if p.name != "step.py" for c in _calls(p, {"observe", "end_epoch"}, receiver="sched")]
     assert observe == [], f"scheduler.observe called outside the step engine: {observe}"
+
+
+def test_constructor_keywords_set_what_callers_used_to_reassign():
+    model = nn.Linear(4, 3)
+    sched = deba.BatchScheduler(PROFILE)
+    assert _engine(model).per_sample is not None, "a linear model reads per-sample norms by default"
+    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), per_sample_norms=False, shadow_halves=False,
+                        measure_noise=False)
+    assert engine.per_sample is None and engine.shadow_halves is False and not engine._measure_now()
+    for bad in ({"per_sample_norms": "no"}, {"measure_noise": 1}, {"shadow_halves": "always"},
+                {"max_micro_batch": 0}, {"forward_loss": 3}):
+        with pytest.raises(deba.DebaConfigError, match=next(iter(bad))):
+            StepEngine(model, sched, deba.GradientProbe(model, 8), **bad)
+
+
+def test_run_takes_a_forward_loss_per_call_and_cap_memory_caps_the_next_steps():
+    model = nn.Linear(4, 3)
+    engine = _engine(model)
+    own = engine.forward_loss
+    seen = []
+
+    def counting(micro):
+        seen.append(len(micro[1]))
+        return nn.functional.cross_entropy(model(micro[0]), micro[1])
+
+    engine.cap_memory(3)
+    out = engine.run((torch.randn(8, 4), torch.randint(0, 3, (8,))), forward_loss=counting)
+    assert sum(seen) >= 8 and max(seen) <= 3 and out.result.micro_sizes == [3, 3, 2]
+    assert engine.forward_loss is own, "the per-call loss does not replace the constructor's"
+    engine.cap_memory(None)
+    assert engine.run((torch.randn(8, 4), torch.randint(0, 3, (8,)))).result.micro_sizes == [8]
+    for bad in (0, True, 2.5, "4"):
+        with pytest.raises(deba.DebaConfigError, match="max_micro_batch"):
+            engine.cap_memory(bad)
+    with pytest.raises(deba.DebaConfigError, match="forward_loss"):
+        engine.run((torch.randn(2, 4), torch.zeros(2, dtype=torch.long)), forward_loss="not callable")
+
+
+def test_the_state_document_keeps_its_keys_and_old_checkpoints_load():
+    model = nn.Linear(4, 3)
+    engine = _engine(model)
+    for _ in range(3):
+        engine.run((torch.randn(8, 4), torch.randint(0, 3, (8,))))
+    state = engine.state_dict()
+    assert list(state) == ["steps", "samples", "equivalent_samples", "lr_factor", "grad_scaler", "max_micro_batch",
+                           "oom_events", "deba_seconds", "norm_reads", "measurement_seconds", "normal_seconds",
+                           "measurement_interval"]
+    assert state["deba_seconds"] == engine.deba_seconds > 0.0
+    with pytest.raises(AttributeError):
+        engine.deba_seconds = 1.0  # read-only: DEBA's own clock counts it
+    old = {"steps": 5, "samples": 40, "equivalent_samples": 40.0, "lr_factor": 1.0}  # before the optional keys
+    twin = _engine(nn.Linear(4, 3))
+    twin.load_state_dict(old)
+    assert (twin.steps, twin.samples, twin.deba_seconds, twin.max_micro_batch) == (5, 40, 0.0, None)
+    assert twin.state_dict()["measurement_interval"] is None

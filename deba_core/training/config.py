@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -14,6 +14,7 @@ from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError
 from deba.profiles.schema import ArchitectureProfile
 from deba.training.callbacks import Callback
+from deba.training.options import RunOptions, check_budget_kind, check_positive_int, merge_options
 
 __all__ = ["FitConfig", "as_dataset"]
 
@@ -39,8 +40,7 @@ def as_dataset(data: Any, name: str) -> torch.utils.data.Dataset:
 
 
 def _positive_or_none(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise DebaConfigError.single(name, value, "must be an int >= 1 or None")
+    check_positive_int(value, name)
 
 
 @dataclass
@@ -94,6 +94,12 @@ class FitConfig:
     amp: bool | str = False
     max_grad_norm: float | None = None
     probe_throughput: bool | None = None
+    options: RunOptions | None = None
+
+    def run_options(self) -> RunOptions:
+        """DEBA's settings: the ``options`` object, or the keywords of the same names."""
+        given = {f.name: getattr(self, f.name) for f in fields(RunOptions)}
+        return merge_options(self.options, given)
 
     def __post_init__(self) -> None:
         self._check_objects()
@@ -109,8 +115,8 @@ class FitConfig:
         g = self.max_grad_norm
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not g > 0 or g == float("inf")):
             raise DebaConfigError.single("max_grad_norm", g, "must be a finite number > 0 or None")
-        if self.budget not in ("auto", "equivalent", "samples"):
-            raise DebaConfigError.single("budget", self.budget, "must be 'auto', 'equivalent' or 'samples'")
+        check_budget_kind(self.budget)
+        self.run_options()  # DEBA's own settings, by the one validator every front end uses
         if self.resume and self.checkpoint_dir is None:
             raise DebaConfigError.single("resume", self.resume, "needs checkpoint_dir")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:

@@ -19,34 +19,25 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError, NonFiniteTraining
-from deba.profiles.loading import resolve_profile
-from deba.profiles.lr_rule import optimizer_family
 from deba.profiles.schema import ArchitectureProfile
-from deba.signals.probe import GradientProbe
 from deba.training import distributed
 from deba.training.batching import batch_len, move_to
+from deba.training.budget import SAMPLE_CAP
 from deba.training.callbacks import Callback, CallbackList
-from deba.training.checkpoint import (
-    build_state, capture_rng, latest_checkpoint, load_checkpoint, restore_rng, restore_state, save_checkpoint,
-)
+from deba.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from deba.training.config import FitConfig, as_dataset
-from deba.training.history import HistoryWriter, read_history
-from deba.training.lr import LRCoupler
+from deba.training.history import read_history
+from deba.training.options import RunOptions
 from deba.training.precision import Precision
+from deba.training.run import DebaRun, probe_batch_maker, run_profile
 from deba.training.sampler import AdaptiveBatchSampler
-from deba.training.step import StepEngine, StepOutcome, loss_of
+from deba.training.step import loss_of
 from deba.training.tensor_batches import fetch_batch, loader_parts
-from deba.training.throughput_probe import (PROBE_REPEATS, candidate_sizes, passes_per_size, probe_throughput,
-                                            startup_sizes)
+from deba.training.throughput_probe import candidate_sizes
 
 __all__ = ["FitResult", "NonFiniteTraining", "evaluate", "fit"]
-
-#: An equivalent-sample budget never trains more than this many times the strict budget's samples.
-_SAMPLE_CAP = 4
-
 
 @dataclass
 class FitResult:
@@ -175,7 +166,7 @@ def _progress(total: int | None, enabled: bool):
 
 
 class _FitRun:
-    """One ``deba.fit`` run: the pieces it is built from and the loop that drives them."""
+    """One ``deba.fit`` run: ``fit``'s loop around the shared :class:`~deba.training.run.DebaRun`."""
 
     def __init__(self, cfg: FitConfig, dataset: torch.utils.data.Dataset) -> None:
         self.cfg = cfg
@@ -184,53 +175,39 @@ class _FitRun:
         cfg.model.to(self.device)
         self.ctx = distributed.context(self.device)
         self.rank = 0 if self.ctx is None else self.ctx.rank
-        self.profile = self._profile()  # after the context: a fixed batch's grid follows the world size
+        world = 1 if self.ctx is None else self.ctx.world
+        opts = cfg.run_options()
+        # After the context: a fixed batch's grid follows the world size.
+        profile = run_profile(opts.profile, cfg.model, initial_batch=cfg.batch_size, fixed_batch=cfg.fixed_batch,
+                              world=world)
         if cfg.reseed:  # after detection (its forward pass may draw random numbers)
             torch.manual_seed(cfg.seed)
         if self.ctx is not None:
-            self.ctx.check_granularity(self.profile.granularity)
+            self.ctx.check_granularity(profile.granularity)
             distributed.broadcast_module(cfg.model)
-        self.scheduler = BatchScheduler(self.profile, strategy=cfg.strategy, strategy_options=cfg.strategy_options,
-                                        optimizer_family=optimizer_family(cfg.optimizer), policy=cfg.policy,
-                                        throughput=cfg.throughput)
-        # Equivalent samples count only where they can be measured: policies that read the noise.
-        self.equivalent = cfg.budget == "equivalent" or (cfg.budget == "auto" and self.scheduler.policy.needs_noise)
-        self.scheduler.measure_noise = self.equivalent
-        # A known budget lets the profile's timing be shares of the run (docs/design.md).
-        self.scheduler.plan(self._budget(), equivalent=self.equivalent)
+        self.run = DebaRun(opts.replace(profile=profile), cfg.model, optimizer=cfg.optimizer,
+                           fixed_batch=cfg.fixed_batch, world=world)
+        self.profile, self.scheduler = self.run.profile, self.run.scheduler
+        self.run.plan(self._budget())
         self.sampler = self._sampler()
         self.loader = self._loader()
-        self.coupler = LRCoupler(cfg.optimizer, self.scheduler.lr_factor)
         self.precision = Precision(cfg.amp, self.device)
-        self.engine = StepEngine(
-            cfg.model, self.scheduler, GradientProbe(cfg.model, sketch_size=self.profile.sketch_size, seed=cfg.seed),
-            forward_loss=loss_of(cfg.model, cfg.loss_fn), max_micro_batch=cfg.max_micro_batch or self.profile.max_micro_batch,
-            dist=self.ctx, coupler=self.coupler, sampler=self.sampler, precision=self.precision, optimizer=cfg.optimizer,
-        )
-        # Every rank records its own trajectory (rank 0 in history.jsonl), so agreement can be checked.
-        self.history = HistoryWriter(cfg.log_dir, tensorboard=cfg.tensorboard and self.rank == 0, keep=cfg.history_in_memory,
-                                     filename="history.jsonl" if self.rank == 0 else f"history-rank{self.rank}.jsonl")
+        self.engine = self.run.attach(cfg.model, cfg.optimizer, sampler=self.sampler,
+                                      forward_loss=loss_of(cfg.model, cfg.loss_fn), dist=self.ctx,
+                                      precision=self.precision, seed=cfg.seed)
+        self.history = self.run.open_history(cfg.log_dir, filename="history.jsonl", rank=self.rank,
+                                             tensorboard=cfg.tensorboard, keep=cfg.history_in_memory)
+        self.clock = self.run.clock
         self.callbacks = CallbackList(cfg.callbacks)
-        # Checkpointed: a resumed run keeps the probe's cost in its clock and reports it again.
-        self.clock = {"epoch": 0, "wall": 0.0, "eval_time": 0.0, "lr_steps": 0, "probe_seconds": 0.0,
-                      "probe_sizes": [], "probe_passes": 0}
-        self.abort_after = cfg.nonfinite_abort or 3 * self.profile.nonfinite_patience
         self.last_eval: dict[str, float] = {}
         self.started = 0.0
         self.bar = None
 
-    # Building -----------------------------------------------------------------------------------
+    @property
+    def equivalent(self) -> bool:
+        return self.run.budget.equivalent
 
-    def _profile(self) -> ArchitectureProfile:
-        prof = resolve_profile(self.cfg.profile, self.cfg.model)
-        if self.cfg.batch_size is not None:
-            prof = prof.starting_at(self.cfg.batch_size)
-        b = self.cfg.fixed_batch
-        if b is not None:
-            # One grid step that the world size divides whenever b does (equal per-rank shards).
-            world = self.ctx.world if self.ctx is not None else 1
-            prof = prof.replace(min_batch=b, max_batch=b, initial_batch=b, granularity=math.gcd(b, world))
-        return prof
+    # Building -----------------------------------------------------------------------------------
 
     def _sampler(self) -> AdaptiveBatchSampler:
         # Epochs are always finite here; without `epochs` the run goes epoch after epoch until max_samples.
@@ -261,15 +238,12 @@ class _FitRun:
             self.history.start()
             return
         weights, state = load_checkpoint(folder, map_location=self.device)
-        restore_state(state, profile=self.profile, scheduler=self.scheduler, engine=self.engine, sampler=self.sampler,
-                      field="checkpoint.profile")
+        self.run.restore(state, field="checkpoint.profile")
         self._load_weights(weights, folder)
         rng = state["rng"]
         if isinstance(rng, list):  # one state per rank of the run that saved it
             rng = rng[self.rank] if self.ctx is not None and len(rng) == self.ctx.world else rng[0]
         restore_rng(rng)
-        self.clock.update(state["clock"])
-        self.history.start(resumed_records=state["history_records"])
 
     def _load_weights(self, weights: dict[str, Any], folder: Path) -> None:
         try:
@@ -291,9 +265,7 @@ class _FitRun:
             return
         weights = {"model": cfg.model.state_dict(), "optimizer": cfg.optimizer.state_dict(),
                    "lr_scheduler": None if cfg.lr_scheduler is None else cfg.lr_scheduler.state_dict()}
-        state = build_state(profile=self.profile, scheduler=self.scheduler, engine=self.engine, sampler=self.sampler,
-                            history_records=self.history.count, world_size=1 if self.ctx is None else self.ctx.world,
-                            rng=rng, clock=dict(self.clock))
+        state = self.run.state_document(world=1 if self.ctx is None else self.ctx.world, rng=rng)
         save_checkpoint(cfg.checkpoint_dir, self.engine.steps, weights, state)
         if self.ctx is not None:
             self.ctx.barrier()
@@ -302,32 +274,15 @@ class _FitRun:
 
     def probe_throughput(self) -> None:
         """Time a few candidate sizes before training (goodput needs ``T(B)`` beyond the start)."""
-        cfg = self.cfg
-        # A fixed batch never grows, so by default it does not pay for timing sizes it will not use.
-        default = self.scheduler.policy.needs_noise and cfg.fixed_batch is None
-        wanted = cfg.probe_throughput if cfg.probe_throughput is not None else default
-        if not wanted or self.engine.steps > 0 or self.scheduler.throughput.fixed is not None:
+        if not self.run.wants_probe():
             return
+        cfg = self.cfg
         world = 1 if self.ctx is None else self.ctx.world
-        gen = torch.Generator().manual_seed(cfg.seed + 7919)
 
-        def make_batch(n: int) -> Any:
-            local = max(1, n // world)
-            idx = torch.randint(0, len(self.dataset), (local,), generator=gen).tolist()
-            return move_to(fetch_batch(self.dataset, idx, cfg.collate_fn), self.device)  # as the loader assembles it
+        def assemble(idx: list[int]) -> Any:  # as the loader assembles it
+            return move_to(fetch_batch(self.dataset, idx, cfg.collate_fn), self.device)
 
-        p = self.profile
-        sizes = startup_sizes(self.scheduler.batch_size, p.max_batch, p.granularity, world)
-        # Ranks on their own clocks would stop at different sizes: under DDP no time cut-off at all.
-        limits = {"max_seconds": float("inf")} if world > 1 else {"run_samples": self._budget()}
-        t0 = time.perf_counter()
-        timed = probe_throughput(cfg.model, self.engine.forward_loss, make_batch, sizes, self.scheduler.throughput,
-                                 cap=self.engine.max_micro_batch, repeats=PROBE_REPEATS,
-                                 start=self.scheduler.batch_size, **limits)
-        spent = time.perf_counter() - t0
-        # The probe is training time a fixed batch does not spend: it goes on the run's clock.
-        self.clock["wall"] += spent
-        self.clock.update(probe_seconds=spent, probe_sizes=sorted(timed), probe_passes=passes_per_size(PROBE_REPEATS))
+        self.run.probe_throughput(probe_batch_maker(len(self.dataset), assemble, cfg.seed, world), world=world)
 
     def train(self) -> FitResult:
         """Epochs until the budget is spent; returns the result."""
@@ -343,8 +298,7 @@ class _FitRun:
         finally:
             if self.bar is not None:
                 self.bar.close()
-            self.history.close()
-            self.coupler.remove()
+            self.run.detach()
         return self._result(stopped_by)
 
     def _budget(self) -> int | None:
@@ -354,14 +308,7 @@ class _FitRun:
 
     def progress(self) -> float:
         """What the budget counts: equivalent samples, or samples (``budget="samples"``)."""
-        return self.engine.equivalent_samples if self.equivalent else float(self.engine.samples)
-
-    def _budget_left(self) -> bool:
-        if self.equivalent:
-            if self.engine.samples >= _SAMPLE_CAP * self._budget():
-                return False  # never more than _SAMPLE_CAP x the samples of the strict budget
-            return self.progress() < self._budget()
-        return self.cfg.max_samples is None or self.engine.samples < self.cfg.max_samples
+        return self.run.progress
 
     def _epochs(self) -> str:
         while True:
@@ -370,22 +317,20 @@ class _FitRun:
                 continue
             if not self.equivalent and self.cfg.epochs is not None and self.sampler.epoch >= self.cfg.epochs:
                 return "epochs"
-            if not self._budget_left():
+            if self.run.budget_spent():
                 return self._why_stopped()
             for batch in self.loader:
                 self._train_step(batch)
-                if not self._budget_left():
+                if self.run.budget_spent():
                     break
 
     def _why_stopped(self) -> str:
-        if not self.equivalent:
-            return "max_samples"
-        if self.progress() < self._budget():
-            warnings.warn(f"deba.fit: stopped at {_SAMPLE_CAP}x the samples of the budget with "
+        reason = self.run.budget.stop_reason(self.engine.samples, self.engine.equivalent_samples)
+        if reason == "sample_cap":
+            warnings.warn(f"deba.fit: stopped at {SAMPLE_CAP}x the samples of the budget with "
                           f"{self.progress():.0f} of {self._budget()} equivalent samples done (the LR factor "
                           "applied makes little progress per sample: check lr_scaling)", RuntimeWarning, stacklevel=4)
-            return "sample_cap"
-        return "equivalent_budget"
+        return reason
 
     def _train_step(self, batch: Any) -> None:
         cfg = self.cfg
@@ -400,15 +345,18 @@ class _FitRun:
             cfg.optimizer.step()
         self.engine.after_optimizer_step()
         self._step_lr_schedule()
-        rec = self._step_record(out, t0)
-        self.history.write(rec)
+        now = time.perf_counter()
+        self.clock["wall"] = now - self.started
+        rec = self.run.record(out, self.sampler.epoch, wall_time=self.clock["wall"],
+                              train_time=self.clock["wall"] - self.clock["eval_time"],
+                              samples_per_s=out.samples / max(now - t0, 1e-9))
         self.callbacks.on_step_end(rec, out.decision)
         if self.bar is not None:
             score = "-" if out.decision.score is None else f"{out.decision.score:.2f}"
             self.bar.update(min(self.progress(), self.bar.total or self.progress()) - self.bar.n)
             self.bar.set_postfix(epoch=self.sampler.epoch, bs=out.samples, score=score, loss=f"{out.obs.loss:.3f}",
                                  sps=f"{rec['samples_per_s']:.0f}", refresh=False)
-        self._check_nonfinite()
+        self.run.check_nonfinite()
         if cfg.checkpoint_every and self.engine.steps % cfg.checkpoint_every == 0:
             self.checkpoint()
 
@@ -425,23 +373,6 @@ class _FitRun:
             while self.clock["lr_steps"] < due:
                 sched.step()
                 self.clock["lr_steps"] += 1
-
-    def _step_record(self, out: StepOutcome, t0: float) -> dict[str, Any]:
-        now = time.perf_counter()
-        self.clock["wall"] = now - self.started
-        return out.record(self.sampler.epoch, self.coupler.last_used[0], wall_time=self.clock["wall"],
-                          equivalent_samples=self.engine.equivalent_samples,
-                          train_time=self.clock["wall"] - self.clock["eval_time"],
-                          samples_per_s=out.samples / max(now - t0, 1e-9))
-
-    def _check_nonfinite(self) -> None:
-        bad = self.scheduler.nonfinite_consecutive
-        if bad >= self.abort_after:
-            raise NonFiniteTraining(
-                f"step {self.engine.steps}: {bad} consecutive non-finite losses or gradients "
-                f"(batch now {self.scheduler.batch_size}). Check the learning rate (scaled by lr_factor="
-                f"{self.coupler.factor:.3g}), the data for NaN/inf, the loss function, and mixed-precision scaling."
-            )
 
     def _close_epoch(self) -> None:
         cfg = self.cfg
@@ -527,6 +458,7 @@ def fit(
     history_in_memory: int = 10_000,
     policy: Any = None, throughput: Any = None, budget: str = "auto",
     amp: bool | str = False, max_grad_norm: float | None = None, probe_throughput: bool | None = None,
+    options: RunOptions | None = None,
 ) -> FitResult:
     """Train ``model`` with DEBA adapting the batch size.
 
@@ -561,6 +493,10 @@ def fit(
         amp: mixed precision (``True``, ``"bf16"``, ``"fp16"``: autocast, GradScaler for fp16);
             ``max_grad_norm``: gradient clipping (after DEBA reads the unscaled gradient);
             ``probe_throughput``: time a few sizes first (default: throughput policies, unfixed batch).
+        options: DEBA's settings as one :class:`deba.RunOptions` (the same object works in every
+            front end) instead of ``profile``, ``strategy``, ``strategy_options``, ``policy``,
+            ``throughput``, ``budget``, ``max_micro_batch``, ``probe_throughput`` and
+            ``nonfinite_abort``; giving both is an error.
 
     Returns:
         FitResult with the history and final metrics.

@@ -120,16 +120,16 @@ def test_the_startup_probe_is_on_the_run_clock_and_in_the_result(monkeypatch):
     # The probe is time a fixed batch does not spend: a run's wall and train time must include it.
     import time
 
-    import deba.training.fit as fit_module
+    import deba.training.run as run_module
 
-    real = fit_module.probe_throughput
+    real = run_module.probe_throughput
 
     def slow_probe(*args, **kwargs):
         out = real(*args, **kwargs)
         time.sleep(0.3)  # a probe that takes at least 0.3 s
         return out
 
-    monkeypatch.setattr(fit_module, "probe_throughput", slow_probe)
+    monkeypatch.setattr(run_module, "probe_throughput", slow_probe)
     torch.manual_seed(0)
     x = torch.randn(256, 8)
     y = (x @ torch.randn(8, 4)).argmax(1)

@@ -19,36 +19,40 @@ When the run's budget is known (:meth:`BatchScheduler.plan`, called by ``deba.fi
 ``DebaTrainer``) and the profile states ``shares``, warm-up, interval and cooldown are shares of the
 budget clock the step engine advances (:meth:`BatchScheduler.advance`), and the last ``freeze``
 share of the run never grows.
+
+The parts live beside this module: the timing modes (``deba.control.timing``) behind the budget
+clock (``deba.control.budget_clock``), the noise bookkeeping (``deba.control.noise_tracking``) and
+measurement cadence (``deba.control.measurement_cadence``), the resolution of strategy, policy and
+collectors (``deba.control.plugins``) and the saved state's checks (``deba.control.checkpoint``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from deba.control.budget_clock import BudgetClock
+from deba.control.checkpoint import STATE_VERSION, check_compatible
 from deba.control.decision import Decision
-from deba.control.goodput import GoodputPolicy
-from deba.control.policy import BatchPolicy, Move, PolicySignals, StabilityPolicy, next_batch_size
+from deba.control.measurement_cadence import MeasurementCadence
+from deba.control.noise_tracking import NoiseTracker
+from deba.control.plugins import resolve_collectors, resolve_initial_batch, resolve_policy, resolve_strategy
+from deba.control.policy import BatchPolicy, Move, PolicySignals, next_batch_size
 from deba.control.scoring import ScoringStrategy
 from deba.control.state import SchedulerState
 from deba.control.throughput import ThroughputModel
+from deba.control.timing import Timing
 from deba.errors import DebaConfigError
 from deba.profiles.loading import load_profile
 from deba.profiles.lr_rule import progress_credit
 from deba.profiles.schema import ArchitectureProfile
-from deba.registry import registry
 from deba.signals.collectors.base import MetricCollector
 from deba.signals.interval import IntervalAccumulator
 from deba.signals.noise import NoiseScaleEstimator
-from deba.signals.spike import SpikeDetector
 from deba.signals.observation import Observation
+from deba.signals.spike import SpikeDetector
 
 __all__ = ["BatchScheduler", "next_batch_size"]
-
-_STATE_VERSION = 1
-#: Share of training time that noise measurement steps may cost (DEBA's own work gets the rest of 1 %).
-_MEASUREMENT_SHARE = 0.005
 
 
 class BatchScheduler:
@@ -96,83 +100,284 @@ class BatchScheduler:
         self.optimizer_family = optimizer_family
         self.profile = load_profile(profile)
         self.throughput = throughput if isinstance(throughput, ThroughputModel) else ThroughputModel(throughput)
-        self.noise = NoiseScaleEstimator()
+        self._noise_tracker = NoiseTracker()
         self.measure_noise = False
         self.spikes = SpikeDetector()
-        self.initial_batch = self._check_initial(initial_batch)
-        self.strategy = self._build_strategy(strategy, strategy_options or {})
-        self.collectors = self._build_collectors(collectors)
-        self.policy = self._build_policy(policy)
+        self.initial_batch = resolve_initial_batch(self.profile, initial_batch)
+        self.strategy = resolve_strategy(self.profile, strategy, strategy_options or {})
+        self.collectors = resolve_collectors(self.profile, collectors)
+        self.policy = resolve_policy(self.profile, policy)
         self._acc = IntervalAccumulator()
-        self._plan: float | None = None
-        self._equivalent_clock = False
-        self._k_cache: tuple[tuple[int, int, bool], int] | None = None
-        self._reset_state()
-
-    # Construction -------------------------------------------------------------------------------
-
-    def _check_initial(self, initial_batch: int | None) -> int:
-        if initial_batch is None:
-            return self.profile.initial_batch
-        p = self.profile
-        if isinstance(initial_batch, bool) or not isinstance(initial_batch, int) or not p.min_batch <= initial_batch <= p.max_batch:
-            raise DebaConfigError.single(
-                "initial_batch", initial_batch, f"must be an int within the profile's bounds [{p.min_batch}, {p.max_batch}]"
-            )
-        return initial_batch
-
-    def _build_strategy(self, strategy: ScoringStrategy | str, options: dict[str, Any]) -> ScoringStrategy:
-        if isinstance(strategy, ScoringStrategy):
-            if options:
-                raise DebaConfigError.single("strategy_options", options, "only apply to a strategy given by name")
-            if strategy.profile != self.profile:
-                raise DebaConfigError.single(
-                    "strategy.profile", strategy.profile.name, f"must be the scheduler's profile ({self.profile.name!r})"
-                )
-            return strategy
-        if not isinstance(strategy, str):
-            raise DebaConfigError.single("strategy", strategy, "must be a ScoringStrategy instance or a registered name")
-        return registry.create("strategies", strategy, expected=ScoringStrategy, profile=self.profile, **options)
-
-    def _build_policy(self, policy: BatchPolicy | str | None) -> BatchPolicy:
-        if policy is None:
-            policy = self.profile.policy
-        if isinstance(policy, BatchPolicy):
-            if policy.profile != self.profile:
-                raise DebaConfigError.single(
-                    "policy.profile", policy.profile.name, f"must be the scheduler's profile ({self.profile.name!r})"
-                )
-            return policy
-        if policy == StabilityPolicy.name:
-            return StabilityPolicy(self.profile)
-        if policy == GoodputPolicy.name:
-            return GoodputPolicy(self.profile)
-        if not isinstance(policy, str):
-            raise DebaConfigError.single("policy", policy, "must be a BatchPolicy instance or a registered name")
-        return registry.create("policies", policy, expected=BatchPolicy, profile=self.profile)
-
-    def _build_collectors(self, collectors: Sequence[MetricCollector | str] | None) -> list[MetricCollector]:
-        names: Iterable[MetricCollector | str] = self.profile.metrics if collectors is None else collectors
-        if isinstance(names, (str, MetricCollector)):
-            raise DebaConfigError.single("collectors", names, "must be a sequence of collectors or names")
-        built: list[MetricCollector] = []
-        for item in names:
-            if isinstance(item, MetricCollector):
-                built.append(item)
-            elif isinstance(item, str):
-                built.append(registry.create("collectors", item, expected=MetricCollector, window=self.profile.window,
-                                             min_samples=self.profile.required_samples))
-            else:
-                raise DebaConfigError.single("collectors", item, "entries must be MetricCollector instances or names")
-        _check_collector_names(built)
-        return built
-
-    def _reset_state(self) -> None:
+        self._clock = BudgetClock(self.profile)
+        self._cadence = MeasurementCadence()
         self.state = SchedulerState(batch_size=self.initial_batch)
-        self._last_measured_step: int | None = None
-        self._last_clear_noise: float | None = None
-        self._acc.clear()
         self.last_decision: Decision | None = None
+
+    # The decision pipeline: observation -> collectors -> strategy -> policy -> Decision ----------
+
+    def observe(self, obs: Observation) -> Decision:
+        """Feed one optimizer step; returns the decision in force for the next step."""
+        if not isinstance(obs, Observation):
+            raise DebaConfigError.single("obs", type(obs).__name__, "must be a deba.Observation")
+        self.state.step += 1
+        self._acc.steps += 1
+        self._noise_tracker.record(obs.noise_measurement, self.state.step)
+        spike = obs.is_finite and self.spikes.update(obs.loss)
+        emergency = self._count_step(obs)
+        if (spike or not obs.is_finite) and self._may_roll_back():
+            return self._roll_back(f"loss spike ({obs.loss:.4g})" if spike else "non-finite loss or gradient")
+        if emergency is not None and emergency.changed:
+            return emergency
+        if self._timing.interval_full(self.state, self._acc.steps):
+            closed = self._close_interval()
+            if emergency is not None and not closed.changed:
+                closed = dataclasses.replace(closed, reason=f"{emergency.reason}; {closed.reason}")
+                self.last_decision = closed
+            return closed
+        if emergency is not None:
+            return emergency
+        return self._decide(reason=self._timing.collecting(self.state, self._acc.steps))
+
+    def _count_step(self, obs: Observation) -> Decision | None:
+        """Window a finite step; count a non-finite one (and maybe shrink)."""
+        s = self.state
+        if obs.is_finite:
+            s.nonfinite_consecutive = 0
+            self._acc.add(obs)
+            return None
+        s.nonfinite_total += 1
+        s.nonfinite_consecutive += 1
+        s.interval_nonfinite += 1
+        return self._nonfinite_decision()
+
+    def _nonfinite_decision(self) -> Decision:
+        s = self.state
+        why = f"non-finite loss or gradient at step {s.step} ({s.nonfinite_consecutive} in a row)"
+        if s.nonfinite_consecutive % self.profile.nonfinite_patience != 0:
+            return self._decide(reason=why + "; skipped")
+        blocked = self._timing.blocked(s)
+        if blocked is not None or self.batch_size <= self.profile.min_batch:
+            return self._decide(reason=why + f"; cannot shrink ({blocked or 'at min_batch'})", decided=True)
+        move = Move(self.policy.shrink_target(self.batch_size), "shrink", why + "; shrinking")
+        return self._decide(reason=move.reason, decided=True, move=move)
+
+    def _close_interval(self) -> Decision:
+        metrics, score, had_nonfinite = self._feed_interval()
+        held = {"score": score, "decided": True, "metrics": metrics}
+        blocked = self._timing.blocked(self.state)
+        if blocked is not None:
+            return self._decide(reason=blocked, **held)
+        if self.state.window_count < self.profile.required_samples or score is None:
+            return self._decide(reason=f"filling window {self.state.window_count}/{self.profile.required_samples}", **held)
+        if self.strategy.calibrating:
+            return self._decide(reason=f"calibrating ({self.strategy.name})", **held)
+        move = self.policy.propose(self.batch_size, score, self.policy_signals())
+        if move.action == "grow" and had_nonfinite:
+            return self._decide(reason=f"score {score:.3f} but a step was non-finite: no growth", **held)
+        if move.action == "grow" and self.in_freeze:
+            return self._decide(reason=f"{self._timing.freeze_reason()} ({move.reason})", **held)
+        return self._decide(reason=move.reason, move=move if move.action != "hold" else None, **held)
+
+    def _feed_interval(self) -> tuple[dict[str, float], float | None, bool]:
+        """Close the open interval into the collectors; the metrics, score and non-finite flag."""
+        agg = self._acc.result()
+        s = self.state
+        had_nonfinite = s.interval_nonfinite > 0
+        self._acc.clear()
+        s.interval_start = s.progress
+        s.interval_nonfinite = 0
+        s.intervals += 1
+        if s.intervals_since_change is not None:
+            s.intervals_since_change += 1
+        if agg is not None:
+            for c in self.collectors:
+                c.update(agg)
+            s.window_count += 1
+        metrics = self.metrics()
+        if agg is not None and metrics:
+            self.strategy.update(metrics, agg.loss)
+        return metrics, (self._score(metrics) if metrics else None), had_nonfinite
+
+    def _score(self, metrics: dict[str, float]) -> float:
+        value = self.strategy.score(metrics)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= float(value) <= 1.0):
+            raise DebaConfigError.single(
+                f"strategy {self.strategy.name or type(self.strategy).__name__}.score()",
+                value,
+                "must return a float in [0, 1]",
+                remedy="Fix the strategy: scores are 1 for stable, 0 for unstable.",
+            )
+        return float(value)
+
+    def _decide(self, *, reason: str, score: float | None = None, decided: bool = False,
+                metrics: dict[str, float] | None = None, move: Move | None = None) -> Decision:
+        """The one place a :class:`Decision` is built: a hold, or (with ``move``) a change."""
+        previous = self.batch_size
+        if move is not None and move.batch_size != previous:
+            self._restart_windows()
+            self.state.record_change(move.batch_size)
+            action, decided = move.action, True
+        else:
+            action = "hold"
+        noise = self.noise
+        d = Decision(
+            batch_size=self.batch_size, previous_batch_size=previous, changed=self.batch_size != previous,
+            action=action, score=score, reason=reason, lr_factor=self.lr_factor, step=self.state.step,
+            interval=self.state.intervals, decided=decided, metrics=metrics or {}, noise_scale=noise.noise_scale,
+            noise_scale_low=noise.noise_scale_low,
+        )
+        self.last_decision = d
+        return d
+
+    def _restart_windows(self) -> None:
+        # Rule 2: metrics measured at one batch size are not mixed with another's.
+        for c in self.collectors:
+            c.reset()
+        self._acc.clear()
+        self.state.interval_start = self.state.progress
+
+    # Safety rollback (rule 10) ------------------------------------------------------------------
+
+    def _may_roll_back(self) -> bool:
+        """Within the cooldown after a growth (docs/design.md, rule 10)."""
+        return self.state.grown_from is not None and self.in_cooldown
+
+    def _roll_back(self, trouble: str) -> Decision:
+        """Back to the batch (and so the LR) before the last growth; exempt from rules 2, 3 and 5."""
+        target = int(self.state.grown_from)
+        move = Move(target, "rollback", f"{trouble} within the cooldown after growing from {target}: roll back")
+        return self._decide(reason=move.reason, decided=True, move=move)
+
+    # Other ways in ------------------------------------------------------------------------------
+
+    def hold(self, reason: str) -> Decision:
+        """A hold that counts nothing (a step the scheduler must not see, such as a GradScaler skip)."""
+        return self._decide(reason=reason)
+
+    def end_epoch(self) -> Decision:
+        """Close the epoch. With ``interval="epoch"`` this is when decisions happen."""
+        if not self._timing.epoch_closes_interval:
+            return self._decide(reason="epoch end (decisions are not per epoch)")
+        return self._close_interval()
+
+    def adopt(self, decision: Decision) -> None:
+        """Take another scheduler's decision as this one's (DDP: rank 0's, on every other rank).
+
+        The batch size, change bookkeeping (cooldown, window restart) and ``last_decision`` follow
+        ``decision`` exactly as if this scheduler had made it.
+        """
+        if not isinstance(decision, Decision):
+            raise DebaConfigError.single("decision", type(decision).__name__, "must be a deba.Decision")
+        if decision.batch_size != self.batch_size:
+            if decision.changed:
+                self._restart_windows()
+                self.state.record_change(decision.batch_size)
+            else:
+                self.state.batch_size = decision.batch_size
+        self.last_decision = decision
+
+    # The budget clock and timing ----------------------------------------------------------------
+
+    def plan(self, total: float | None, *, equivalent: bool = False) -> None:
+        """Tell the scheduler the run's budget: ``total`` samples (or starting-batch-equivalent
+        samples with ``equivalent=True``) on the clock :meth:`advance` moves; ``None`` forgets it.
+
+        With a plan and a profile that states ``shares``, timing is in shares of ``total``.
+        """
+        self._clock.plan(total, equivalent=equivalent)
+
+    def advance(self, samples: int, equivalent: float) -> None:
+        """The step engine moves the budget clock before each :meth:`observe`: the step's samples
+        and its starting-batch-equivalent credit (the plan says which one counts)."""
+        self.state.progress += self._clock.credit(samples, equivalent)
+
+    @property
+    def _timing(self) -> Timing:
+        """The timing mode the plan chose (counts, or shares of the run)."""
+        return self._clock.timing
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether a change is forbidden because the last one was too recent."""
+        return self._timing.in_cooldown(self.state)
+
+    @property
+    def in_warmup(self) -> bool:
+        """Whether the warm-up (``warmup`` intervals, or the ``warmup`` share of a planned run) is on."""
+        return self._timing.in_warmup(self.state)
+
+    @property
+    def in_freeze(self) -> bool:
+        """Whether the run is in its final ``freeze`` share (planned runs only): no growth."""
+        return self._timing.in_freeze(self.state)
+
+    def policy_signals(self) -> PolicySignals:
+        """What the policy sees besides the score: ``B0``, the noise scale and the throughput."""
+        noise = self.noise
+        return PolicySignals(initial_batch=self.initial_batch, noise_scale=noise.noise_scale,
+                             noise_scale_low=noise.noise_scale_low, throughput=self.throughput,
+                             progress=self._clock.fraction(self.state.progress))
+
+    # Noise measurement --------------------------------------------------------------------------
+
+    @property
+    def noise(self) -> NoiseScaleEstimator:
+        """The gradient noise-scale estimator the measurement steps feed."""
+        return self._noise_tracker.estimator
+
+    @property
+    def noise_scale(self) -> float | None:
+        """The measured gradient noise scale ``B_simple``, or ``None`` while it is not clear."""
+        return self.noise.noise_scale
+
+    @property
+    def needs_noise(self) -> bool:
+        """Whether anything here reads the noise scale: the policy, the LR rule, or a budget counted
+        in equivalent samples (``measure_noise = True``, set by ``deba.fit``)."""
+        return self.policy.needs_noise or self.profile.lr_scaling in ("auto", "adascale") or self.measure_noise
+
+    def measurement_interval(self, own_seconds: float | None = None, split: bool = True,
+                             shadow: bool = False) -> int | None:
+        """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
+
+        ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
+        its steps stay exactly as published). Otherwise the measurements cost 0.5 % of training
+        time, priced from the throughput model and DEBA's own reads of the halves (``own_seconds``,
+        timed by the step engine; ignored with a fixed table); see
+        :class:`deba.control.measurement_cadence.MeasurementCadence` for the price of each kind:
+        a split step, per-sample norms (``split=False``) or a BatchNorm shadow half (``shadow=True``).
+        """
+        if not self.needs_noise:
+            return None
+        return self._cadence.steps_between(self.throughput, self.batch_size, self.state.step, own_seconds,
+                                           split=split, shadow=shadow)
+
+    @property
+    def _k_cache(self) -> Any:
+        # benchmarks/overhead.py resets the remembered interval by assigning None here.
+        return self._cadence.cache
+
+    @_k_cache.setter
+    def _k_cache(self, value: Any) -> None:
+        self._cadence.cache = value
+
+    def progress_credit(self, batch: int, factor: float) -> float:
+        """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.
+
+        Uses the last clear noise-scale estimate, or its lower bound while the estimate is unclear
+        (``deba.profiles.lr_rule.progress_credit``); the LR factor applied comes from the lower
+        bound, so the credit is that of the step actually taken.
+
+        A step smaller than the size in force (an epoch's tail) ran at that size's LR: it is worth
+        its share of a full step at that size. Priced as a chosen batch of its own size at that LR
+        it would be worth nothing once a noise estimate exists, and a run held at ``B0`` would fall
+        behind the fixed run's clock (its LR schedule and evaluations one step late: the
+        fashion-resnet study cells part from the fixed batch that way).
+        """
+        chosen, clear = self.batch_size, self._noise_tracker.last_clear
+        if 0 < batch < chosen:
+            return progress_credit(chosen, self.initial_batch, factor, clear) * batch / chosen
+        return progress_credit(batch, self.initial_batch, factor, clear)
 
     # Queries ------------------------------------------------------------------------------------
 
@@ -213,129 +418,6 @@ class BatchScheduler:
         return self.profile.lr_factor(self.batch_size, self.initial_batch, self.optimizer_family, self.noise.noise_scale_low)
 
     @property
-    def in_cooldown(self) -> bool:
-        """Whether a change is forbidden because the last one was too recent."""
-        shares = self._shares
-        if shares is not None:
-            at = self.state.change_at
-            return at is not None and self.state.progress - at < shares.cooldown * self._plan
-        since = self.state.intervals_since_change
-        return since is not None and since <= self.profile.cooldown
-
-    @property
-    def in_warmup(self) -> bool:
-        """Whether the warm-up (``warmup`` intervals, or the ``warmup`` share of a planned run) is on."""
-        shares = self._shares
-        if shares is not None:
-            return self.state.progress < shares.warmup * self._plan
-        return self.state.intervals < self.profile.warmup
-
-    @property
-    def in_freeze(self) -> bool:
-        """Whether the run is in its final ``freeze`` share (planned runs only): no growth."""
-        shares = self._shares
-        return shares is not None and self.state.progress >= (1.0 - shares.freeze) * self._plan
-
-    @property
-    def _shares(self) -> Any:
-        """The profile's shares when the run is planned, else ``None`` (timing by counts)."""
-        return self.profile.shares if self._plan is not None else None
-
-    def plan(self, total: float | None, *, equivalent: bool = False) -> None:
-        """Tell the scheduler the run's budget: ``total`` samples (or starting-batch-equivalent
-        samples with ``equivalent=True``) on the clock :meth:`advance` moves; ``None`` forgets it.
-
-        With a plan and a profile that states ``shares``, timing is in shares of ``total``.
-        """
-        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))
-                                  or not math.isfinite(total) or total <= 0):
-            raise DebaConfigError.single("total", total, "must be a positive number of samples or None")
-        self._plan = None if total is None else float(total)
-        self._equivalent_clock = bool(equivalent)
-
-    def advance(self, samples: int, equivalent: float) -> None:
-        """The step engine moves the budget clock before each :meth:`observe`: the step's samples
-        and its starting-batch-equivalent credit (the plan says which one counts)."""
-        self.state.progress += float(equivalent) if self._equivalent_clock else float(samples)
-
-    def measurement_interval(self, own_seconds: float | None = None, split: bool = True,
-                             shadow: bool = False) -> int | None:
-        """Steps between noise measurement steps at the current batch (docs/design.md, "Signals").
-
-        ``None`` when the policy does not use the noise scale (the published ``stability`` rule:
-        its steps stay exactly as published). A measurement splits a one-micro-batch step in two,
-        which costs ``T(B)/T(B/2) - 1`` of a step, plus DEBA's own reads of the halves
-        (``own_seconds``, timed by the step engine; ignored with a fixed table); measuring every ``k = ceil(cost / 0.5 %)``
-        steps keeps that cost at 0.5 % of training time, leaving the other half of DEBA's 1 %
-        budget to its per-step work. With no throughput known yet (the first steps), every 10
-        steps. With ``T(B)`` known and ``T(B/2)`` not (a fixed batch, or no start-up probe), the
-        costliest case is assumed, a half-batch pass as slow as a whole step (``T(B)/T(B/2) = 2``),
-        so the 0.5 % holds whatever the half costs. ``split=False``:
-        the step engine reads per-sample norms instead of splitting (a model of linear layers), so
-        only its own reads cost. ``shadow=True`` (with ``split``): a model with BatchNorm, measured
-        by an extra pass over half the batch that leaves training untouched
-        (``deba.training.shadow``), which costs ``0.5 T(B)/T(B/2)`` of a step.
-        """
-        if not self.needs_noise:
-            return None
-        if not isinstance(split, bool) or not isinstance(shadow, bool):
-            raise DebaConfigError.single("split" if not isinstance(split, bool) else "shadow",
-                                         split if not isinstance(split, bool) else shadow, "must be True or False")
-        b = self.batch_size
-        # Asked every step: re-read the throughput model (medians over its step times) only when the
-        # batch changes or every 50 steps.
-        key = (b, self.state.step // 50, split, shadow)
-        if self._k_cache is not None and self._k_cache[0] == key:
-            return self._k_cache[1]
-        full, half = self.throughput.samples_per_second(b), self.throughput.samples_per_second(max(1, -(-b // 2)))
-        if not split and full is not None:
-            half = full  # nothing is split: the step runs as it would
-        if full is not None and half is None:
-            # Never timed at B/2 (a fixed batch never trains there): bound the cost, do not guess it.
-            # Measuring every 10 steps here cost a fixed batch of 32 4.3 % of its time on a small CNN,
-            # 7.2 % on ResNet-18 (benchmarks/fixed_measurement_overhead.py).
-            half = full / 2.0
-        if full is None or half is None:
-            k = 10
-        else:
-            own = max(own_seconds or 0.0, 0.0) if self.throughput.fixed is None else 0.0  # rule 6 with a table
-            extra = 0.5 * full / half if split and shadow else max(full / half - 1.0, 0.0)
-            cost = extra + own * full / b
-            k = int(min(200, max(1, math.ceil(cost / _MEASUREMENT_SHARE - 1e-9))))
-        self._k_cache = (key, k)
-        return k
-
-    def progress_credit(self, batch: int, factor: float) -> float:
-        """Starting-batch-equivalent samples of a step at ``batch`` trained with LR ``factor``.
-
-        Uses the last clear noise-scale estimate, or its lower bound while the estimate is unclear
-        (``deba.profiles.lr_rule.progress_credit``); the LR factor applied comes from the lower
-        bound, so the credit is that of the step actually taken.
-
-        A step smaller than the size in force (an epoch's tail) ran at that size's LR: it is worth
-        its share of a full step at that size. Priced as a chosen batch of its own size at that LR
-        it would be worth nothing once a noise estimate exists, and a run held at ``B0`` would fall
-        behind the fixed run's clock (its LR schedule and evaluations one step late: the
-        fashion-resnet study cells part from the fixed batch that way).
-        """
-        chosen = self.batch_size
-        if 0 < batch < chosen:
-            return progress_credit(chosen, self.initial_batch, factor, self._last_clear_noise) * batch / chosen
-        return progress_credit(batch, self.initial_batch, factor, self._last_clear_noise)
-
-    def policy_signals(self) -> PolicySignals:
-        """What the policy sees besides the score: ``B0``, the noise scale and the throughput."""
-        progress = None if self._plan is None else min(1.0, self.state.progress / self._plan)
-        return PolicySignals(initial_batch=self.initial_batch, noise_scale=self.noise.noise_scale,
-                             noise_scale_low=self.noise.noise_scale_low, throughput=self.throughput, progress=progress)
-
-    @property
-    def needs_noise(self) -> bool:
-        """Whether anything here reads the noise scale: the policy, the LR rule, or a budget counted
-        in equivalent samples (``measure_noise = True``, set by ``deba.fit``)."""
-        return self.policy.needs_noise or self.profile.lr_scaling in ("auto", "adascale") or self.measure_noise
-
-    @property
     def timing_decides(self) -> bool:
         """Whether decisions already depend on measured step times (a throughput-reading policy
         without a fixed ``throughput=`` table). Only then may the step engine save work by timing
@@ -358,11 +440,6 @@ class BatchScheduler:
         """The step engine reports each step's training time (for the throughput model)."""
         self.throughput.record(batch, seconds)
 
-    @property
-    def noise_scale(self) -> float | None:
-        """The measured gradient noise scale ``B_simple``, or ``None`` while it is not clear."""
-        return self.noise.noise_scale
-
     def metrics(self) -> dict[str, float]:
         """Current value of every collector that has one."""
         out: dict[str, float] = {}
@@ -372,213 +449,12 @@ class BatchScheduler:
                 out[c.name] = float(v)
         return out
 
-    # Feeding ------------------------------------------------------------------------------------
-
-    def observe(self, obs: Observation) -> Decision:
-        """Feed one optimizer step; returns the decision in force for the next step."""
-        if not isinstance(obs, Observation):
-            raise DebaConfigError.single("obs", type(obs).__name__, "must be a deba.Observation")
-        self.state.step += 1
-        self._acc.steps += 1
-        self._measure_noise(obs)
-        spike = obs.is_finite and self.spikes.update(obs.loss)
-        emergency = self._count_step(obs)
-        if (spike or not obs.is_finite) and self._may_roll_back():
-            return self._roll_back(f"loss spike ({obs.loss:.4g})" if spike else "non-finite loss or gradient")
-        if emergency is not None and emergency.changed:
-            return emergency
-        if self._interval_full():
-            closed = self._close_interval()
-            if emergency is not None and not closed.changed:
-                closed = dataclasses.replace(closed, reason=f"{emergency.reason}; {closed.reason}")
-                self.last_decision = closed
-            return closed
-        if emergency is not None:
-            return emergency
-        return self._decide(reason=self._collecting())
-
-    def _interval_full(self) -> bool:
-        shares = self._shares
-        if shares is not None:
-            return self.state.progress - self.state.interval_start >= shares.interval * self._plan
-        return self.profile.interval != "epoch" and self._acc.steps >= int(self.profile.interval)
-
-    def _collecting(self) -> str:
-        shares = self._shares
-        if shares is not None:
-            done = (self.state.progress - self.state.interval_start) / self._plan
-            return f"collecting {done:.2%}/{shares.interval:.2%} of the run for the interval"
-        if self.profile.interval == "epoch":
-            return "collecting until the epoch ends"
-        return f"collecting {self._acc.steps}/{self.profile.interval} steps of the interval"
-
-    def hold(self, reason: str) -> Decision:
-        """A hold that counts nothing (a step the scheduler must not see, such as a GradScaler skip)."""
-        return self._decide(reason=reason)
-
-    def end_epoch(self) -> Decision:
-        """Close the epoch. With ``interval="epoch"`` this is when decisions happen."""
-        if self.profile.interval != "epoch" or self._shares is not None:
-            return self._decide(reason="epoch end (decisions are not per epoch)")
-        return self._close_interval()
-
-    def adopt(self, decision: Decision) -> None:
-        """Take another scheduler's decision as this one's (DDP: rank 0's, on every other rank).
-
-        The batch size, change bookkeeping (cooldown, window restart) and ``last_decision`` follow
-        ``decision`` exactly as if this scheduler had made it.
-        """
-        if not isinstance(decision, Decision):
-            raise DebaConfigError.single("decision", type(decision).__name__, "must be a deba.Decision")
-        if decision.batch_size != self.batch_size:
-            if decision.changed:
-                self._restart_windows()
-                self.state.record_change(decision.batch_size)
-            else:
-                self.state.batch_size = decision.batch_size
-        self.last_decision = decision
-
-    # Internals ----------------------------------------------------------------------------------
-
-    def _measure_noise(self, obs: Observation) -> None:
-        m = obs.noise_measurement
-        if m is None:
-            return
-        gap = 1 if self._last_measured_step is None else max(1, self.state.step - self._last_measured_step)
-        self.noise.update(m, gap=gap)
-        self._last_measured_step = self.state.step
-        # Progress credit: the point estimate while it is clear (unbiased), else the lower bound.
-        clear = self.noise.noise_scale if self.noise.noise_scale is not None else self.noise.noise_scale_low
-        if clear is not None:
-            self._last_clear_noise = clear
-
-    def _may_roll_back(self) -> bool:
-        """Within the cooldown after a growth (docs/design.md, rule 10)."""
-        return self.state.grown_from is not None and self.in_cooldown
-
-    def _roll_back(self, trouble: str) -> Decision:
-        """Back to the batch (and so the LR) before the last growth; exempt from rules 2, 3 and 5."""
-        target = int(self.state.grown_from)
-        move = Move(target, "rollback", f"{trouble} within the cooldown after growing from {target}: roll back")
-        return self._decide(reason=move.reason, decided=True, move=move)
-
-    def _count_step(self, obs: Observation) -> Decision | None:
-        """Window a finite step; count a non-finite one (and maybe shrink)."""
-        s = self.state
-        if obs.is_finite:
-            s.nonfinite_consecutive = 0
-            self._acc.add(obs)
-            return None
-        s.nonfinite_total += 1
-        s.nonfinite_consecutive += 1
-        s.interval_nonfinite += 1
-        return self._nonfinite_decision()
-
-    def _decide(self, *, reason: str, score: float | None = None, decided: bool = False,
-                metrics: dict[str, float] | None = None, move: Move | None = None) -> Decision:
-        """The one place a :class:`Decision` is built: a hold, or (with ``move``) a change."""
-        previous = self.batch_size
-        if move is not None and move.batch_size != previous:
-            self._restart_windows()
-            self.state.record_change(move.batch_size)
-            action, decided = move.action, True
-        else:
-            action = "hold"
-        d = Decision(
-            batch_size=self.batch_size, previous_batch_size=previous, changed=self.batch_size != previous,
-            action=action, score=score, reason=reason, lr_factor=self.lr_factor, step=self.state.step,
-            interval=self.state.intervals, decided=decided, metrics=metrics or {}, noise_scale=self.noise.noise_scale,
-            noise_scale_low=self.noise.noise_scale_low,
-        )
-        self.last_decision = d
-        return d
-
-    def _restart_windows(self) -> None:
-        # Rule 2: metrics measured at one batch size are not mixed with another's.
-        for c in self.collectors:
-            c.reset()
-        self._acc.clear()
-        self.state.interval_start = self.state.progress
-
-    def _blocked(self) -> str | None:
-        shares = self._shares
-        if self.in_warmup:
-            if shares is not None:
-                return f"warmup {self.state.progress / self._plan:.1%}/{shares.warmup:.0%} of the run"
-            return f"warmup {self.state.intervals}/{self.profile.warmup} intervals"
-        if self.in_cooldown:
-            if shares is not None:
-                since = (self.state.progress - float(self.state.change_at or 0.0)) / self._plan
-                return f"cooldown {since:.1%}/{shares.cooldown:.0%} of the run after a change"
-            return f"cooldown {self.state.intervals_since_change}/{self.profile.cooldown} intervals after a change"
-        return None
-
-    def _nonfinite_decision(self) -> Decision:
-        s = self.state
-        why = f"non-finite loss or gradient at step {s.step} ({s.nonfinite_consecutive} in a row)"
-        if s.nonfinite_consecutive % self.profile.nonfinite_patience != 0:
-            return self._decide(reason=why + "; skipped")
-        blocked = self._blocked()
-        if blocked is not None or self.batch_size <= self.profile.min_batch:
-            return self._decide(reason=why + f"; cannot shrink ({blocked or 'at min_batch'})", decided=True)
-        move = Move(self.policy.shrink_target(self.batch_size), "shrink", why + "; shrinking")
-        return self._decide(reason=move.reason, decided=True, move=move)
-
-    def _feed_interval(self) -> tuple[dict[str, float], float | None, bool]:
-        """Close the open interval into the collectors; the metrics, score and non-finite flag."""
-        agg = self._acc.result()
-        s = self.state
-        had_nonfinite = s.interval_nonfinite > 0
-        self._acc.clear()
-        s.interval_start = s.progress
-        s.interval_nonfinite = 0
-        s.intervals += 1
-        if s.intervals_since_change is not None:
-            s.intervals_since_change += 1
-        if agg is not None:
-            for c in self.collectors:
-                c.update(agg)
-            s.window_count += 1
-        metrics = self.metrics()
-        if agg is not None and metrics:
-            self.strategy.update(metrics, agg.loss)
-        return metrics, (self._score(metrics) if metrics else None), had_nonfinite
-
-    def _close_interval(self) -> Decision:
-        metrics, score, had_nonfinite = self._feed_interval()
-        held = {"score": score, "decided": True, "metrics": metrics}
-        blocked = self._blocked()
-        if blocked is not None:
-            return self._decide(reason=blocked, **held)
-        if self.state.window_count < self.profile.required_samples or score is None:
-            return self._decide(reason=f"filling window {self.state.window_count}/{self.profile.required_samples}", **held)
-        if self.strategy.calibrating:
-            return self._decide(reason=f"calibrating ({self.strategy.name})", **held)
-        move = self.policy.propose(self.batch_size, score, self.policy_signals())
-        if move.action == "grow" and had_nonfinite:
-            return self._decide(reason=f"score {score:.3f} but a step was non-finite: no growth", **held)
-        if move.action == "grow" and self.in_freeze:
-            return self._decide(reason=f"final {self.profile.shares.freeze:.0%} of the run: no growth ({move.reason})",
-                                **held)
-        return self._decide(reason=move.reason, move=move if move.action != "hold" else None, **held)
-
-    def _score(self, metrics: dict[str, float]) -> float:
-        value = self.strategy.score(metrics)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= float(value) <= 1.0):
-            raise DebaConfigError.single(
-                f"strategy {self.strategy.name or type(self.strategy).__name__}.score()",
-                value,
-                "must return a float in [0, 1]",
-                remedy="Fix the strategy: scores are 1 for stable, 0 for unstable.",
-            )
-        return float(value)
-
     # State --------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; no model, optimizer or data loader."""
         return {
-            "version": _STATE_VERSION,
+            "version": STATE_VERSION,
             "profile": self.profile.to_dict(),
             "initial_batch": self.initial_batch,
             "strategy": {"name": self.strategy.name, "state": self.strategy.state_dict()},
@@ -587,12 +463,10 @@ class BatchScheduler:
             **self.state.to_dict(),
             "accumulator": self._acc.state_dict(),
             "last_decision": None if self.last_decision is None else self.last_decision.to_dict(),
-            "noise": self.noise.state_dict(),
-            "last_measured_step": self._last_measured_step,
-            "last_clear_noise": self._last_clear_noise,
+            **self._noise_tracker.state_dict(),
             "throughput": self.throughput.state_dict(),
             "spikes": self.spikes.state_dict(),
-            "plan": None if self._plan is None else {"total": self._plan, "equivalent": self._equivalent_clock},
+            "plan": self._clock.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -602,73 +476,36 @@ class BatchScheduler:
             DebaConfigError: the state is not a DEBA scheduler state, was saved with another
                 profile, strategy, policy or set of collectors, or is malformed.
         """
-        self._check_compatible(state)
+        check_compatible(state, self.profile, self.strategy.name, self.policy.name, [c.name for c in self.collectors])
         try:
-            restored = SchedulerState.from_dict(state)
-            if not self.profile.min_batch <= restored.batch_size <= self.profile.max_batch:
-                raise DebaConfigError.single("state.batch_size", restored.batch_size, "must lie within the profile's bounds")
-            self.initial_batch = int(state.get("initial_batch", self.profile.initial_batch))
-            self.strategy.load_state_dict(state["strategy"].get("state", {}))
-            self.policy.load_state_dict((state.get("policy") or {}).get("state", {}))
-            for c in self.collectors:
-                c.load_state_dict(state["collectors"][c.name])
-            self.state = restored
-            self._acc.load_state_dict(state["accumulator"])
-            self.noise.load_state_dict(state["noise"])
-            self._last_measured_step = state["last_measured_step"]
-            self._last_clear_noise = state["last_clear_noise"]
-            self.throughput.load_state_dict(state["throughput"])
-            self.spikes.load_state_dict(state["spikes"])
-            plan = state.get("plan")
-            if plan is not None:
-                self.plan(float(plan["total"]), equivalent=bool(plan["equivalent"]))
-            last = state["last_decision"]
-            self.last_decision = None if last is None else Decision(**last)
+            self._load_parts(state)
         except DebaConfigError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise DebaConfigError.single("state", type(exc).__name__, f"is malformed ({exc})") from exc
 
-    def _check_compatible(self, state: Any) -> None:
-        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-            raise DebaConfigError.single(
-                "state.version", state.get("version") if isinstance(state, dict) else type(state).__name__,
-                f"must be {_STATE_VERSION} (a BatchScheduler.state_dict())",
-            )
-        saved_profile = state.get("profile")
-        if saved_profile != self.profile.to_dict():
-            name = saved_profile.get("name") if isinstance(saved_profile, dict) else saved_profile
-            raise DebaConfigError.single(
-                "state.profile", name, f"must equal this scheduler's profile ({self.profile.name!r}) to resume",
-                remedy="Build the scheduler with the profile the state was saved with.",
-            )
-        # A state saved before policies existed was made by the stability rule.
-        saved_names = {"strategy": (state.get("strategy") or {}).get("name"),
-                       "policy": (state.get("policy") or {"name": StabilityPolicy.name}).get("name")}
-        for part, mine in (("strategy", self.strategy.name), ("policy", self.policy.name)):
-            saved = saved_names[part]
-            if saved != mine:
-                raise DebaConfigError.single(f"state.{part}.name", saved, f"must equal this scheduler's {part} ({mine!r})")
-        saved_collectors = state.get("collectors") or {}
-        if sorted(saved_collectors) != sorted(c.name for c in self.collectors):
-            raise DebaConfigError.single(
-                "state.collectors", sorted(saved_collectors), f"must be {sorted(c.name for c in self.collectors)}"
-            )
+    def _load_parts(self, state: dict[str, Any]) -> None:
+        restored = SchedulerState.from_dict(state)
+        if not self.profile.min_batch <= restored.batch_size <= self.profile.max_batch:
+            raise DebaConfigError.single("state.batch_size", restored.batch_size, "must lie within the profile's bounds")
+        self.initial_batch = int(state.get("initial_batch", self.profile.initial_batch))
+        self.strategy.load_state_dict(state["strategy"].get("state", {}))
+        self.policy.load_state_dict((state.get("policy") or {}).get("state", {}))
+        for c in self.collectors:
+            c.load_state_dict(state["collectors"][c.name])
+        self.state = restored
+        self._acc.load_state_dict(state["accumulator"])
+        self._noise_tracker.load_state_dict(state)
+        self.throughput.load_state_dict(state["throughput"])
+        self.spikes.load_state_dict(state["spikes"])
+        plan = state.get("plan")
+        if plan is not None:  # a state saved unplanned keeps this scheduler's plan
+            self.plan(float(plan["total"]), equivalent=bool(plan["equivalent"]))
+        last = state["last_decision"]
+        self.last_decision = None if last is None else Decision(**last)
 
     def __repr__(self) -> str:
         return (
             f"BatchScheduler(profile={self.profile.name!r}, strategy={self.strategy.name!r}, "
             f"policy={self.policy.name!r}, batch_size={self.batch_size}, step={self.step})"
         )
-
-
-def _check_collector_names(built: list[MetricCollector]) -> None:
-    seen: set[str] = set()
-    for c in built:
-        if not c.name:
-            raise DebaConfigError.single("collectors", type(c).__name__, "must set a non-empty class attribute `name`")
-        if c.name in seen:
-            raise DebaConfigError.single("collectors", c.name, "appears twice; collector names must be unique")
-        seen.add(c.name)
-    if not built:
-        raise DebaConfigError.single("collectors", [], "must hold at least one collector")

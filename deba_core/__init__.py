@@ -12,10 +12,10 @@ Two words name the two halves of every decision:
   the measured signals (noise scale, throughput, progress) it asks to grow, shrink or hold.
 
 The top level holds the front ends (:func:`fit`, :func:`evaluate`, :class:`FitResult`,
-:class:`DebaController`, :class:`AdaptiveBatchSampler`, :class:`Callback`), the profile functions,
-the error types (defined in ``deba.errors``), one base class per extension kind, and
-:class:`BatchScheduler`, :class:`Decision`, :class:`Observation` and ``registry``. Everything else
-lives in one namespace per extension kind:
+:class:`RunOptions`, :class:`DebaController`, :class:`AdaptiveBatchSampler`, :class:`Callback`),
+the profile functions, the error types (defined in ``deba.errors``), one base class per extension
+kind, and :class:`BatchScheduler`, :class:`Decision`, :class:`Observation` and ``registry``.
+Everything else lives in one namespace per extension kind:
 
 ==================== ==========================================================================
 ``deba.policies``    BatchPolicy, Move, PolicySignals and the built-in policies
@@ -53,6 +53,7 @@ from deba.training.adapter import FrameworkAdapter
 from deba.training.callbacks import Callback
 from deba.training.controller import DebaController
 from deba.training.fit import FitResult, evaluate, fit
+from deba.training.options import RunOptions
 from deba.training.sampler import AdaptiveBatchSampler
 from deba import adapters, collectors, errors, policies, profiles, strategies  # noqa: E402 - the namespaces
 
@@ -64,6 +65,7 @@ __all__ = [
     "Callback",
     "DebaController",
     "FitResult",
+    "RunOptions",
     "evaluate",
     "fit",
     # profiles

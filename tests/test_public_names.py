@@ -15,7 +15,7 @@ import deba
 
 TOP_LEVEL = {
     # front ends
-    "fit", "evaluate", "FitResult", "DebaController", "AdaptiveBatchSampler", "Callback",
+    "fit", "evaluate", "FitResult", "RunOptions", "DebaController", "AdaptiveBatchSampler", "Callback",
     # profiles
     "ArchitectureProfile", "builtin_profiles", "profile_for", "load_profile", "detect",
     # errors

@@ -47,6 +47,11 @@ def check_compatible(state: Any, profile: ArchitectureProfile, strategy: str, po
             "state.profile", name, f"must equal this scheduler's profile ({profile.name!r}) to resume",
             remedy="Build the scheduler with the profile the state was saved with.",
         )
+    _check_parts(state, strategy, policy, collectors)
+
+
+def _check_parts(state: dict[str, Any], strategy: str, policy: str, collectors: Sequence[str]) -> None:
+    """The saved strategy, policy and collector names against the scheduler's."""
     saved_names = {"strategy": (state.get("strategy") or {}).get("name"),
                    "policy": (state.get("policy") or {"name": StabilityPolicy.name}).get("name")}
     for part, mine in (("strategy", strategy), ("policy", policy)):

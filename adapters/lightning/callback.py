@@ -40,29 +40,25 @@ import torch  # noqa: E402
 
 from deba.adapters.lightning.checks import (check_options, check_trainer, guard_stepping_batches,  # noqa: E402
                                             unguard_stepping_batches)
-from deba.adapters.lightning.data import find_sampler, offer_restore, withdraw_restore  # noqa: E402
+from deba.adapters.lightning.data import find_sampler  # noqa: E402
 from deba.control.scheduler import BatchScheduler  # noqa: E402
 from deba.errors import DebaConfigError  # noqa: E402
-from deba.profiles.loading import resolve_profile  # noqa: E402
-from deba.profiles.lr_rule import optimizer_family  # noqa: E402
-from deba.signals.probe import GradientProbe  # noqa: E402
 from deba.training import distributed  # noqa: E402
 from deba.training.batching import batch_len, move_to  # noqa: E402
-from deba.training.checkpoint import build_state, capture_rng, restore_rng, restore_state  # noqa: E402
-from deba.training.fit import NonFiniteTraining  # noqa: E402
-from deba.training.history import HistoryWriter  # noqa: E402
-from deba.training.lr import LRCoupler  # noqa: E402
+from deba.training.budget import SAMPLE_CAP  # noqa: E402
+from deba.training.checkpoint import capture_rng, restore_rng  # noqa: E402
+from deba.training.options import RunOptions, merge_options  # noqa: E402
+from deba.training.run import DebaRun, probe_batch_maker  # noqa: E402
+from deba.training.sampler import AdaptiveBatchSampler  # noqa: E402
 from deba.training.step import StepEngine, StepOutcome  # noqa: E402
-from deba.training.throughput_probe import probe_throughput, startup_sizes  # noqa: E402
 
 __all__ = ["DebaCallback", "SAMPLE_CAP"]
 
-#: An equivalent budget never trains more than this many times the strict budget's samples (as deba.fit).
-SAMPLE_CAP = 4
-
-
 class DebaCallback(pl.Callback):
     """DEBA for ``lightning.Trainer``: adaptive global batch, LR factor, logs, checkpoints, DDP.
+
+    Each hook translates Lightning's call into one of the shared run's
+    (:class:`deba.training.run.DebaRun`), in the order Lightning calls them.
 
     Args:
         profile: a profile, a name, a file, or ``"auto"`` (detected from the LightningModule).
@@ -80,7 +76,11 @@ class DebaCallback(pl.Callback):
         history_dir: write every step to ``<history_dir>/deba_history.jsonl`` (rank ``r``: ``-rank{r}``).
         max_grad_norm: gradient clipping in steps DEBA runs (the mixin; Lightning's own clipping
             applies to the callback alone), after DEBA read the gradient.
-        seed: seed of the gradient sketch.
+        seed: seed of the gradient sketch and the start-up probe's batches.
+        nonfinite_abort: non-finite steps in a row that stop training (``deba.NonFiniteTraining``).
+        options: DEBA's settings as one :class:`deba.RunOptions` instead of ``profile``,
+            ``strategy``, ``strategy_options``, ``policy``, ``throughput``, ``max_micro_batch``,
+            ``budget``, ``probe_throughput`` and ``nonfinite_abort``.
 
     Example (not run here: it trains a model)::
 
@@ -92,24 +92,32 @@ class DebaCallback(pl.Callback):
                  policy: Any = None, throughput: Any = None, max_micro_batch: int | None = None,
                  epochs: int | None = None, max_samples: int | None = None, budget: str = "auto",
                  probe_throughput: bool | None = None, history_dir: str | None = None,
-                 max_grad_norm: float | None = None, seed: int = 0, nonfinite_abort: int | None = None) -> None:
-        check_options(budget, epochs, max_samples, max_micro_batch, max_grad_norm, probe_throughput=probe_throughput,
-                      seed=seed, nonfinite_abort=nonfinite_abort)
-        self.options = {"profile": profile, "strategy": strategy, "strategy_options": strategy_options,
-                        "policy": policy, "throughput": throughput, "probe": probe_throughput}
-        self.max_micro_batch, self.epochs, self.max_samples, self.budget_kind = max_micro_batch, epochs, max_samples, budget
-        self.history_dir, self.max_grad_norm, self.seed, self.nonfinite_abort = history_dir, max_grad_norm, seed, nonfinite_abort
-        self.engine: StepEngine | None = None
-        self.scheduler: BatchScheduler | None = None
-        self.sampler = None
-        self.budget: int | None = None
-        self.equivalent = False
-        self.history: HistoryWriter | None = None
-        self._pending_state: dict[str, Any] | None = None
+                 max_grad_norm: float | None = None, seed: int = 0, nonfinite_abort: int | None = None,
+                 options: RunOptions | None = None) -> None:
+        check_options(epochs, max_samples, max_grad_norm, seed=seed)
+        self.options = merge_options(options, {
+            "profile": profile, "strategy": strategy, "strategy_options": strategy_options, "policy": policy,
+            "throughput": throughput, "max_micro_batch": max_micro_batch, "budget": budget,
+            "probe_throughput": probe_throughput, "nonfinite_abort": nonfinite_abort})
+        self.epochs, self.max_samples = epochs, max_samples
+        self.history_dir, self.max_grad_norm, self.seed = history_dir, max_grad_norm, seed
+        self.run: DebaRun | None = None
+        self.sampler: AdaptiveBatchSampler | None = None
+        self._loaded: dict[str, Any] | None = None  # a checkpoint's DEBA state, until training starts
         self._step: dict[str, Any] = {}  # the step in flight (automatic optimization)
         self._out: StepOutcome | None = None
 
-    # Set-up ---------------------------------------------------------------------------------
+    @property
+    def engine(self) -> StepEngine | None:
+        """The run's step engine (``None`` before training starts)."""
+        return None if self.run is None else self.run.engine
+
+    @property
+    def scheduler(self) -> BatchScheduler | None:
+        """The run's batch scheduler (``None`` before training starts)."""
+        return None if self.run is None else self.run.scheduler
+
+    # Hooks, in the order Lightning calls them --------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -117,121 +125,22 @@ class DebaCallback(pl.Callback):
         check_trainer(trainer, pl_module)
         guard_stepping_batches(trainer)
 
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        unguard_stepping_batches(trainer)
-        withdraw_restore(self)
-        if self.history is not None:
-            self.history.close()
-        if self.engine is not None and self.engine.coupler is not None:
-            self.engine.coupler.remove()
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Before the loader exists: the sampler's position comes back through the loader's own
+        # state (DebaDataLoader), the rest when training starts.
+        self._loaded = dict(state_dict) if state_dict else None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.sampler = self._find_sampler(trainer)
-        self._build(trainer, pl_module)
-        if self._pending_state is not None:
-            self._restore(self._pending_state, trainer)
-            self._pending_state = None
-        elif self.history is not None:
-            self.history.start()
-        self._maybe_probe(trainer, pl_module)
-
-    def _find_sampler(self, trainer: pl.Trainer) -> Any:
-        loader = trainer.train_dataloader
-        loader = getattr(loader, "loaders", loader)  # a CombinedLoader around one loader
-        if isinstance(loader, (list, tuple, dict)):
-            raise DebaConfigError.single("train_dataloader", type(loader).__name__, "must be one DataLoader")
-        dataset = getattr(loader, "dataset", None)
-        if isinstance(dataset, torch.utils.data.IterableDataset):
-            raise DebaConfigError.single(
-                "train_dataloader.dataset", type(dataset).__name__, "must be map-style: DEBA's sampler needs indices "
-                "to give every sample once per epoch while the batch size changes",
-                remedy="Use a map-style dataset with __len__ and __getitem__.")
-        sampler = find_sampler(loader)
-        if sampler is None:
-            raise DebaConfigError.single(
-                "train_dataloader", type(loader).__name__, "has no DEBA sampler, so DEBA cannot change its batch size",
-                remedy="Return deba.adapters.lightning.deba_dataloader(dataset, batch_size) from train_dataloader().")
-        if (sampler.num_replicas, sampler.rank) != (trainer.world_size, trainer.global_rank):
-            raise DebaConfigError.single(
-                "train_dataloader", f"sharded for {sampler.num_replicas} rank(s)", f"must shard for the trainer's "
-                f"{trainer.world_size}", remedy="Build deba_dataloader(...) inside train_dataloader(), where the process group exists.")
-        return sampler
-
-    def _build(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        """The scheduler, LR coupler, probe and step engine for this run."""
-        o = self.options
-        b0 = self.sampler.initial_batch_size
-        profile = resolve_profile(o["profile"], module).starting_at(b0, field="the training DataLoader's batch_size")
-        ctx = distributed.context(module.device) if trainer.world_size > 1 else None
-        if ctx is not None:
-            ctx.check_granularity(profile.granularity)
-        opt = trainer.optimizers[0] if trainer.optimizers else None
-        if opt is None or len(trainer.optimizers) > 1:
-            raise DebaConfigError.single("configure_optimizers", len(trainer.optimizers), "must return one optimizer")
-        self.scheduler = sched = BatchScheduler(profile, strategy=o["strategy"], strategy_options=o["strategy_options"],
-                                                policy=o["policy"], throughput=o["throughput"],
-                                                optimizer_family=optimizer_family(opt))
-        owns = self.epochs is not None or self.max_samples is not None
-        self.equivalent = self.budget_kind == "equivalent" or (self.budget_kind == "auto" and owns and sched.policy.needs_noise)
-        if self.equivalent and not owns:
-            raise DebaConfigError.single("budget", "equivalent", "needs DebaCallback(epochs=...) or max_samples=...: "
-                                         "DEBA must own the stop to train equivalent samples")
-        n = self.sampler.num_samples
-        self.budget = self.max_samples if self.max_samples is not None else (
-            self.epochs * n if self.epochs is not None else (trainer.max_epochs * n if trainer.max_epochs and trainer.max_epochs > 0 else None))
-        sched.measure_noise = self.equivalent
-        sched.plan(self.budget, equivalent=self.equivalent)
-        self.engine = StepEngine(module, sched, GradientProbe(module, sketch_size=profile.sketch_size, seed=self.seed),
-                                 dist=ctx, coupler=LRCoupler(opt, sched.lr_factor), sampler=self.sampler, optimizer=opt,
-                                 max_micro_batch=self.max_micro_batch or profile.max_micro_batch)
-        self._bind_module(trainer, module)
-        if self.history_dir is not None:
-            rank = trainer.global_rank
-            self.history = HistoryWriter(self.history_dir, tensorboard=False,
-                                         filename="deba_history.jsonl" if rank == 0 else f"deba_history-rank{rank}.jsonl")
-        self.abort_after = self.nonfinite_abort or 3 * profile.nonfinite_patience
-
-    def _bind_module(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        """With the DebaModule mixin the engine runs the step: the module's loss, Lightning's backward,
-        DDP's ``no_sync`` (DEBA reduces the gradient once itself)."""
-        if not getattr(module, "_deba_runs_steps", False):
-            scaler = getattr(trainer.precision_plugin, "scaler", None)
-            if scaler is not None:
-                # Lightning scales and unscales; DEBA only needs to know that an overflow is the
-                # GradScaler's skip, not a non-finite training step (and per-sample hooks would see
-                # scaled output gradients, so they are off).
-                self.engine.precision = _LightningScaler(scaler)
-                self.engine.per_sample = None
-            return
-        engine = self.engine
-        engine.forward_loss = module.deba_loss
-        engine.backward = module.manual_backward
-        wrapped = trainer.strategy.model
-        if engine.dist is not None and hasattr(wrapped, "no_sync"):
-            engine.no_sync = wrapped.no_sync
-
-    def _maybe_probe(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        """The start-up throughput probe (goodput compares sizes training has not visited yet)."""
-        wanted = self.options["probe"]
-        sched, engine = self.scheduler, self.engine
-        if wanted is None:
-            wanted = sched.policy.needs_noise and sched.throughput.fixed is None
-        if not wanted or engine.steps > 0:
-            return
-        loss = engine.forward_loss or _training_step_loss(module)
-        dataset, world = trainer.train_dataloader.dataset, trainer.world_size
-        collate = getattr(trainer.train_dataloader, "collate_fn", None) or torch.utils.data.default_collate
-        gen = torch.Generator().manual_seed(self.seed + 7919)
-
-        def make_batch(n: int) -> Any:
-            idx = torch.randint(0, len(dataset), (max(1, n // world),), generator=gen).tolist()
-            return move_to(collate([dataset[i] for i in idx]), module.device)
-
-        p = sched.profile
-        probe_throughput(module, loss, make_batch, startup_sizes(sched.batch_size, p.max_batch, p.granularity, world),
-                         sched.throughput, cap=engine.max_micro_batch)
-
-    # The step ------------------------------------------------------------------------------
+        loader = _training_loader(trainer)
+        self.sampler = _find_sampler(trainer, loader)
+        self.run = self._build(trainer, pl_module)
+        if self._loaded is not None:
+            self._resume(self._loaded, loader)
+            self._loaded = None
+        elif self.run.history is not None:
+            self.run.history.start()
+        if self.run.wants_probe():
+            self._probe(trainer, pl_module)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         self._out = None
@@ -254,6 +163,7 @@ class DebaCallback(pl.Callback):
         if step["loss"] is None:  # training_step returned None: Lightning skips the step, so does DEBA
             self._skipped(step["n"])
             return
+        # Inside optimizer.step(closure): the LR factor set here applies to this step (LRCoupler).
         self._out = self.engine.observe(step["loss"], step["n"], epoch=self.sampler.epoch)
 
     def run_module_step(self, module: pl.LightningModule, batch: Any) -> torch.Tensor:
@@ -282,15 +192,78 @@ class DebaCallback(pl.Callback):
         if out is None:
             return
         self.engine.after_optimizer_step()
-        if self.history is not None:
-            self.history.write(out.record(self.sampler.epoch, self.engine.coupler.last_used[0],
-                                          equivalent_samples=self.engine.equivalent_samples))
+        self.run.record(out, self.sampler.epoch)
         self._log(pl_module, out)
-        if self.scheduler.nonfinite_consecutive >= self.abort_after:
-            raise NonFiniteTraining(f"step {self.engine.steps}: {self.scheduler.nonfinite_consecutive} consecutive "
-                                    "non-finite losses or gradients; check the learning rate and the data")
-        if self.budget_done():
+        self.run.check_nonfinite()
+        if self.run.budget_spent():
             trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.engine is not None:
+            self.engine.end_epoch()
+        if getattr(pl_module, "_deba_runs_steps", False):
+            _step_schedules(pl_module, "epoch")
+
+    def state_dict(self) -> dict[str, Any]:
+        """DEBA's state (JSON-able): the ``deba_state.json`` document and the RNG, inside Lightning's checkpoint."""
+        if self.engine is None:
+            return dict(self._loaded or {})
+        dist = self.engine.dist
+        rng = capture_rng() if dist is None else dist.gather_objects(capture_rng())
+        return self.run.state_document(world=1 if dist is None else dist.world, rng=rng)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        unguard_stepping_batches(trainer)
+        if self.run is not None:
+            self.run.detach()
+
+    # Building ----------------------------------------------------------------------------------
+
+    def _build(self, trainer: pl.Trainer, module: pl.LightningModule) -> DebaRun:
+        """The run: profile at the loader's batch, budget, history, step engine."""
+        opt = trainer.optimizers[0] if trainer.optimizers else None
+        if opt is None or len(trainer.optimizers) > 1:
+            raise DebaConfigError.single("configure_optimizers", len(trainer.optimizers), "must return one optimizer")
+        ctx = distributed.context(module.device) if trainer.world_size > 1 else None
+        run = DebaRun(self.options, module, initial_batch=self.sampler.initial_batch_size, optimizer=opt,
+                      initial_field="the training DataLoader's batch_size", world=trainer.world_size)
+        if ctx is not None:
+            ctx.check_granularity(run.profile.granularity)
+        n = self.sampler.num_samples
+        owned = self.epochs is not None or self.max_samples is not None
+        lightning_epochs = trainer.max_epochs * n if trainer.max_epochs and trainer.max_epochs > 0 else None
+        run.plan(self.max_samples if self.max_samples is not None else
+                 (self.epochs * n if self.epochs is not None else lightning_epochs), owned=owned)
+        if self.history_dir is not None:
+            run.open_history(self.history_dir, filename="deba_history.jsonl", rank=trainer.global_rank)
+        run.attach(module, opt, sampler=self.sampler, dist=ctx, seed=self.seed, **_step_parts(trainer, module, ctx))
+        return run
+
+    def _resume(self, state: dict[str, Any], loader: Any) -> None:
+        """Continue the run of a checkpoint: the loader already continued the sample order."""
+        if state.get("sampler") is not None and getattr(loader, "restored", None) is None:
+            raise DebaConfigError.single(
+                "train_dataloader", type(loader).__name__, "must be deba_dataloader(...) to resume: Lightning gives a "
+                "loader its position back only when the loader keeps state", remedy="Return "
+                "deba.adapters.lightning.deba_dataloader(dataset, batch_size) from train_dataloader().")
+        self.run.restore(state, field="DebaCallback profile", sampler=False)
+        rng = state.get("rng")
+        if isinstance(rng, list):
+            rank = 0 if self.engine.dist is None else self.engine.dist.rank
+            rng = rng[rank] if len(rng) > rank else rng[0]
+        if rng:
+            restore_rng(rng)
+
+    def _probe(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """The start-up throughput probe (goodput compares sizes training has not visited yet)."""
+        loader = _training_loader(trainer)
+        dataset, world = loader.dataset, trainer.world_size
+        collate = getattr(loader, "collate_fn", None) or torch.utils.data.default_collate
+        make_batch = probe_batch_maker(len(dataset), lambda idx: move_to(collate([dataset[i] for i in idx]), module.device),
+                                       self.seed, world)
+        self.run.probe_throughput(make_batch, world=world, forward_loss=self.engine.forward_loss or _training_step_loss(module))
+
+    # Per step ----------------------------------------------------------------------------------
 
     def _skipped(self, n_local: int) -> None:
         """A batch Lightning trained on without a step: its samples are used, nothing is observed."""
@@ -299,42 +272,34 @@ class DebaCallback(pl.Callback):
         self.scheduler.hold("training_step returned None: Lightning skipped the step")
 
     def _log(self, module: pl.LightningModule, out: StepOutcome) -> None:
-        d = out.decision
         n = out.samples
-        module.log("deba/batch_size", float(d.batch_size), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
-        module.log("deba/lr_factor", float(out.lr_factor), on_step=True, on_epoch=False, batch_size=n)
-        if d.score is not None:
-            module.log("deba/score", float(d.score), on_step=True, on_epoch=False, batch_size=n)
-        if d.noise_scale is not None or d.noise_scale_low is not None:
-            module.log("deba/noise_scale", float(d.noise_scale if d.noise_scale is not None else d.noise_scale_low),
-                       on_step=True, on_epoch=False, batch_size=n)
+        for name, value in self.run.log_values(out.decision).items():
+            module.log(f"deba/{name}", value, on_step=True, on_epoch=False, prog_bar=name == "batch_size", batch_size=n)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.engine is not None:
-            self.engine.end_epoch()
-        if getattr(pl_module, "_deba_runs_steps", False):
-            _step_schedules(pl_module, "epoch")
+    # Budget ------------------------------------------------------------------------------------
 
-    # Budget ------------------------------------------------------------------------------
+    @property
+    def budget(self) -> int | None:
+        """DEBA's budget in samples (``None`` before training starts or with no known length)."""
+        return None if self.run is None else self.run.budget.total
+
+    @property
+    def equivalent(self) -> bool:
+        """Whether the budget counts starting-batch-equivalent samples."""
+        return self.run is not None and self.run.budget.equivalent
 
     @property
     def progress(self) -> float:
         """What the budget counts: equivalent samples or samples, so far."""
-        if self.engine is None:
-            return 0.0
-        return self.engine.equivalent_samples if self.equivalent else float(self.engine.samples)
+        return 0.0 if self.run is None else self.run.progress
 
     def budget_done(self) -> bool:
-        """Whether DEBA's budget is spent (``None`` budget: never; Lightning's max_epochs stops the run)."""
-        if self.budget is None or (self.epochs is None and self.max_samples is None):
-            return False
-        if self.equivalent and self.engine.samples >= SAMPLE_CAP * self.budget:
-            return True
-        return self.progress >= self.budget
+        """Whether DEBA's budget is spent (with no budget of its own: never; Lightning's max_epochs stops the run)."""
+        return self.run is not None and self.run.budget_spent()
 
     def done_fraction(self) -> float:
         """Share of the budget done, in [0, 1] (0 before training starts or with no budget)."""
-        return 0.0 if not self.budget else min(1.0, self.progress / self.budget)
+        return 0.0 if self.run is None else self.run.share_done()
 
     def sample_clock(self, optimizer: torch.optim.Optimizer, lr_lambda: Callable[[float], float]
                      ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -356,48 +321,49 @@ class DebaCallback(pl.Callback):
         callback = self
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: float(lr_lambda(callback.done_fraction())))
 
-    # Checkpoints ------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
-        """DEBA's state (JSON-able): the ``deba_state.json`` document and the RNG, inside Lightning's checkpoint."""
-        if self.engine is None:
-            return dict(self._pending_state or {})
-        world = 1 if self.engine.dist is None else self.engine.dist.world
-        rng = capture_rng() if self.engine.dist is None else self.engine.dist.gather_objects(capture_rng())
-        return build_state(profile=self.scheduler.profile, scheduler=self.scheduler, engine=self.engine,
-                           sampler=self.sampler, history_records=0 if self.history is None else self.history.count,
-                           world_size=world, rng=rng)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending_state = dict(state_dict) if state_dict else None
-        # The loader's first iter() comes before on_train_start: the sampler state goes to it there.
-        offer_restore(self, None if not state_dict else state_dict.get("sampler"))
+def _training_loader(trainer: pl.Trainer) -> Any:
+    loader = trainer.train_dataloader
+    return getattr(loader, "loaders", loader)  # a CombinedLoader around one loader
 
-    def _restore(self, state: dict[str, Any], trainer: pl.Trainer) -> None:
-        loader = getattr(trainer.train_dataloader, "loaders", trainer.train_dataloader)
-        wrapper = getattr(loader, "batch_sampler", None)
-        applied = state.get("sampler") is not None and getattr(wrapper, "restored", None) is state.get("sampler")
-        restore_state(state, profile=self.scheduler.profile, scheduler=self.scheduler, engine=self.engine,
-                      sampler=None if applied else self.sampler, field="DebaCallback profile")
-        if applied:  # the step engine set the fresh run's size when it was built; the checkpoint's counts
-            self.sampler.batch_size = state["sampler"]["batch_size"]
-        elif state.get("sampler") is not None:
-            # The loader was iterated before its state came back (not deba_dataloader's sampler):
-            # start its iterator again so no batch drawn from the fresh state is trained.
-            fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
-            if fetcher is not None and getattr(fetcher, "combined_loader", None) is not None:
-                iter(fetcher)
-        rng = state.get("rng")
-        if isinstance(rng, list):
-            rank = 0 if self.engine.dist is None else self.engine.dist.rank
-            rng = rng[rank] if len(rng) > rank else rng[0]
-        if rng:
-            restore_rng(rng)
-        self.engine.lr_factor = self.scheduler.last_decision.lr_factor if self.scheduler.last_decision else self.engine.lr_factor
-        if self.engine.coupler is not None:
-            self.engine.coupler.factor = self.engine.lr_factor
-        if self.history is not None:
-            self.history.start(resumed_records=int(state.get("history_records", 0)))
+
+def _find_sampler(trainer: pl.Trainer, loader: Any) -> AdaptiveBatchSampler:
+    """DEBA's sampler in the training loader, checked to suit the run."""
+    if isinstance(loader, (list, tuple, dict)):
+        raise DebaConfigError.single("train_dataloader", type(loader).__name__, "must be one DataLoader")
+    dataset = getattr(loader, "dataset", None)
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        raise DebaConfigError.single(
+            "train_dataloader.dataset", type(dataset).__name__, "must be map-style: DEBA's sampler needs indices "
+            "to give every sample once per epoch while the batch size changes",
+            remedy="Use a map-style dataset with __len__ and __getitem__.")
+    sampler = find_sampler(loader)
+    if sampler is None:
+        raise DebaConfigError.single(
+            "train_dataloader", type(loader).__name__, "has no DEBA sampler, so DEBA cannot change its batch size",
+            remedy="Return deba.adapters.lightning.deba_dataloader(dataset, batch_size) from train_dataloader().")
+    if (sampler.num_replicas, sampler.rank) != (trainer.world_size, trainer.global_rank):
+        raise DebaConfigError.single(
+            "train_dataloader", f"sharded for {sampler.num_replicas} rank(s)", f"must shard for the trainer's "
+            f"{trainer.world_size}", remedy="Build deba_dataloader(...) inside train_dataloader(), where the process group exists.")
+    return sampler
+
+
+def _step_parts(trainer: pl.Trainer, module: pl.LightningModule, ctx: Any) -> dict[str, Any]:
+    """How the engine sees the step. With the DebaModule mixin it runs the step: the module's loss,
+    Lightning's backward, DDP's ``no_sync`` (DEBA reduces the gradient once itself). With the
+    callback alone Lightning runs it; under an fp16 GradScaler Lightning scales and unscales, and
+    DEBA only needs to know that an overflow is the scaler's skip (per-sample hooks would see
+    scaled output gradients, so they are off)."""
+    if getattr(module, "_deba_runs_steps", False):
+        wrapped = trainer.strategy.model
+        no_sync = wrapped.no_sync if ctx is not None and hasattr(wrapped, "no_sync") else None
+        return {"forward_loss": module.deba_loss, "backward": module.manual_backward, "no_sync": no_sync}
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is None:
+        return {}
+    return {"precision": _LightningScaler(scaler), "per_sample_norms": False}
 
 
 class _LightningScaler:

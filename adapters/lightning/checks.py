@@ -6,23 +6,17 @@ import math
 from typing import Any
 
 from deba.errors import DebaConfigError
+from deba.training.options import check_positive_int
 
 __all__ = ["check_options", "check_trainer", "guard_stepping_batches", "unguard_stepping_batches"]
 
 
-def check_options(budget: Any, epochs: Any, max_samples: Any, max_micro_batch: Any, max_grad_norm: Any, *,
-                  probe_throughput: Any = None, seed: Any = 0, nonfinite_abort: Any = None) -> None:
-    """The callback's own arguments."""
-    if budget not in ("auto", "equivalent", "samples"):
-        raise DebaConfigError.single("budget", budget, "must be 'auto', 'equivalent' or 'samples'")
-    if probe_throughput is not None and not isinstance(probe_throughput, bool):
-        raise DebaConfigError.single("probe_throughput", probe_throughput, "must be True, False or None")
+def check_options(epochs: Any, max_samples: Any, max_grad_norm: Any, *, seed: Any = 0) -> None:
+    """The callback's own arguments (DEBA's settings are checked by ``deba.RunOptions``)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DebaConfigError.single("seed", seed, "must be an int >= 0")
-    for name, value in (("epochs", epochs), ("max_samples", max_samples), ("max_micro_batch", max_micro_batch),
-                        ("nonfinite_abort", nonfinite_abort)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise DebaConfigError.single(name, value, "must be an int >= 1 or None")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(max_samples, "max_samples")
     if max_grad_norm is not None and (isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float))
                                       or not math.isfinite(max_grad_norm) or max_grad_norm <= 0):
         raise DebaConfigError.single("max_grad_norm", max_grad_norm, "must be a finite number > 0 or None")

@@ -9,7 +9,7 @@ import torch
 from deba.errors import DebaConfigError
 from deba.training.sampler import AdaptiveBatchSampler
 
-__all__ = ["LightningBatchSampler", "deba_dataloader", "find_sampler", "offer_restore", "withdraw_restore"]
+__all__ = ["DebaDataLoader", "LightningBatchSampler", "deba_dataloader", "find_sampler"]
 
 
 class LightningBatchSampler:
@@ -28,42 +28,43 @@ class LightningBatchSampler:
 
     def __init__(self, sampler: AdaptiveBatchSampler) -> None:
         self.deba_sampler = sampler
-        self.restored: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator[list[int]]:
-        # Lightning draws the first batch of a resumed fit before any callback hook runs (the
-        # fetcher prefetches in setup_data), so a checkpoint's sampler state is applied here.
-        state = _take_pending()
-        if state is not None:
-            self.deba_sampler.load_state_dict(state)
-            self.restored = state
         return iter(self.deba_sampler)
 
 
-# The sampler state a DebaCallback loaded from a checkpoint, waiting for the training loader's first
-# iter(): (owner id, state). One fit at a time per process, as Lightning runs them.
-_PENDING: list[tuple[int, dict[str, Any]]] = []
+class DebaDataLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose position Lightning saves and restores with the checkpoint.
 
+    Lightning keeps the state of a *stateful* training loader (one with ``state_dict`` and
+    ``load_state_dict``) in its fit-loop checkpoint and gives it back right before the loader's
+    first ``iter()`` of a resumed fit, which is when the first batch is drawn; DEBA's sampler
+    continues from there. Each loader carries its own state: two trainers in one process never
+    see each other's. :attr:`restored` holds the state it was given (``None`` on a fresh fit).
+    """
 
-def offer_restore(owner: object, state: dict[str, Any] | None) -> None:
-    """Hold a checkpoint's sampler ``state`` for the next :class:`LightningBatchSampler` iter()."""
-    _PENDING.clear()
-    if state is not None:
-        _PENDING.append((id(owner), state))
+    restored: dict[str, Any] | None = None
 
+    @property
+    def deba_sampler(self) -> AdaptiveBatchSampler:
+        """The adaptive sampler behind the loader."""
+        return self.batch_sampler.deba_sampler
 
-def withdraw_restore(owner: object) -> None:
-    """Drop what ``owner`` offered, if nothing took it (its fit ended)."""
-    if _PENDING and _PENDING[0][0] == id(owner):
-        _PENDING.clear()
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's position (JSON-able)."""
+        return {"deba_sampler": self.deba_sampler.state_dict()}
 
-
-def _take_pending() -> dict[str, Any] | None:
-    return _PENDING.pop()[1] if _PENDING else None
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        if not isinstance(state_dict, dict) or "deba_sampler" not in state_dict:
+            raise DebaConfigError.single("train_dataloader state", type(state_dict).__name__,
+                                         "must be a DebaDataLoader.state_dict()")
+        self.deba_sampler.load_state_dict(state_dict["deba_sampler"])
+        self.restored = state_dict["deba_sampler"]
 
 
 def deba_dataloader(dataset: Any, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
-                    **loader_kwargs: Any) -> torch.utils.data.DataLoader:
+                    **loader_kwargs: Any) -> DebaDataLoader:
     """A training DataLoader whose batches DEBA sizes: use it in ``train_dataloader()``.
 
     ``batch_size`` is the *global* starting batch (all ranks together), the batch your LR belongs
@@ -100,7 +101,7 @@ def deba_dataloader(dataset: Any, batch_size: int, *, shuffle: bool = True, seed
     sampler = AdaptiveBatchSampler(dataset, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
                                    num_replicas=world, rank=rank, min_last_batch=world)
     loader_kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
-    return torch.utils.data.DataLoader(dataset, batch_sampler=LightningBatchSampler(sampler), **loader_kwargs)
+    return DebaDataLoader(dataset, batch_sampler=LightningBatchSampler(sampler), **loader_kwargs)
 
 
 def find_sampler(loader: Any) -> AdaptiveBatchSampler | None:

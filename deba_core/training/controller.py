@@ -1,4 +1,4 @@
-"""Manual mode: DEBA inside a training loop you keep, on the shared step engine."""
+"""Manual mode: DEBA inside a training loop you keep, on the shared run object."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ import torch
 from torch import nn
 
 from deba.control.decision import Decision
-from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError
-from deba.profiles.loading import resolve_profile
-from deba.profiles.lr_rule import optimizer_family
 from deba.profiles.schema import ArchitectureProfile
-from deba.signals.probe import GradientProbe
-from deba.training.lr import LRCoupler
+from deba.training.options import RunOptions, check_positive_int, merge_options
+from deba.training.run import DebaRun
 from deba.training.sampler import AdaptiveBatchSampler
-from deba.training.step import StepEngine
 
 __all__ = ["DebaController"]
 
@@ -29,7 +25,11 @@ class DebaController:
     scheduler decide, sets the LR factor that the next ``optimizer.step()`` applies (composing with
     your LR scheduler) and resizes the sampler. Skip ``optimizer.step()`` when :attr:`step_ok` is
     false (a non-finite loss or gradient; the gradients are cleared then, so a step that runs
-    anyway changes nothing).
+    anyway changes nothing). Non-finite steps in a row stop the run with
+    :class:`deba.NonFiniteTraining`, as in ``deba.fit``.
+
+    Manual mode cannot fork your loop, so it runs no start-up throughput probe: give a
+    ``throughput`` table (``RunOptions``) or let it measure the sizes it trains at.
 
     Args:
         model: the model being trained.
@@ -40,6 +40,10 @@ class DebaController:
         seed: seed of the gradient sketch.
         batch_size: your batch, the starting batch ``B0`` (default: the sampler's batch size, else
             ``profile.initial_batch``); your LR belongs to it.
+        max_samples: the run's length in samples, when known: the profile's timing is then
+            shares of it, and :meth:`budget_spent` says when it is spent.
+        options: DEBA's settings as one :class:`deba.RunOptions` instead of ``profile`` and
+            ``strategy`` (and everything else it holds).
 
     Example:
         >>> import torch, deba
@@ -70,6 +74,8 @@ class DebaController:
         strategy: ScoringStrategy | str = "equal-weight",
         seed: int = 0,
         batch_size: int | None = None,
+        max_samples: int | None = None,
+        options: RunOptions | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise DebaConfigError.single("model", type(model).__name__, "must be an nn.Module")
@@ -77,15 +83,17 @@ class DebaController:
             raise DebaConfigError.single("optimizer", type(optimizer).__name__, "must be a torch.optim.Optimizer")
         if sampler is not None and not isinstance(sampler, AdaptiveBatchSampler):
             raise DebaConfigError.single("sampler", type(sampler).__name__, "must be a deba.AdaptiveBatchSampler")
+        check_positive_int(max_samples, "max_samples")
         start = batch_size if batch_size is not None else (sampler.batch_size if sampler is not None else None)
-        self.profile = resolve_profile(profile, model)
-        if start is not None:
-            self.profile = self.profile.starting_at(start, field="batch_size" if batch_size is not None else "sampler.batch_size")
-        self.scheduler = BatchScheduler(self.profile, strategy=strategy, optimizer_family=optimizer_family(optimizer))
-        self.probe = GradientProbe(model, sketch_size=self.profile.sketch_size, seed=seed)
-        self.lr = LRCoupler(optimizer, self.scheduler.lr_factor)
+        opts = merge_options(options, {"profile": profile, "strategy": strategy})
+        self.run = DebaRun(opts, model, initial_batch=start, optimizer=optimizer,
+                           initial_field="batch_size" if batch_size is not None else "sampler.batch_size")
+        if max_samples is not None:
+            self.run.plan(max_samples)
+        self.profile, self.scheduler = self.run.profile, self.run.scheduler
         self.sampler = sampler
-        self.engine = StepEngine(model, self.scheduler, self.probe, coupler=self.lr, sampler=sampler)
+        self.engine = self.run.attach(model, optimizer, sampler=sampler, seed=seed)
+        self.probe, self.lr = self.engine.probe, self.engine.coupler
         self.step_ok = True
 
     @property
@@ -93,10 +101,19 @@ class DebaController:
         """The batch size the scheduler wants now."""
         return self.scheduler.batch_size
 
+    def budget_spent(self) -> bool:
+        """Whether ``max_samples`` is spent (counted in equivalent samples where the budget is)."""
+        return self.run.budget_spent()
+
     def after_backward(self, loss: float | torch.Tensor, batch_size: int, **fields: Any) -> Decision:
-        """Observe the step whose gradients are in ``.grad``; returns the decision."""
+        """Observe the step whose gradients are in ``.grad``; returns the decision.
+
+        Raises:
+            NonFiniteTraining: too many non-finite steps in a row (``nonfinite_abort``).
+        """
         out = self.engine.observe(loss, batch_size, **fields)
         self.step_ok = out.finite
+        self.run.check_nonfinite()
         return out.decision
 
     def step(self, batch: Any, forward_loss: Callable[[Any], torch.Tensor], *, max_micro_batch: int | None = None,
@@ -121,11 +138,11 @@ class DebaController:
         """
         if not callable(forward_loss):
             raise DebaConfigError.single("forward_loss", forward_loss, "must be callable as forward_loss(micro_batch)")
-        self.engine.forward_loss = forward_loss
         if max_micro_batch is not None:
-            self.engine.max_micro_batch = max_micro_batch
-        out = self.engine.run(batch, epoch=epoch)
+            self.engine.cap_memory(max_micro_batch)
+        out = self.engine.run(batch, epoch=epoch, forward_loss=forward_loss)
         self.step_ok = out.finite
+        self.run.check_nonfinite()
         return out.decision
 
     def end_epoch(self) -> Decision:
@@ -133,18 +150,13 @@ class DebaController:
         return self.engine.end_epoch()
 
     def state_dict(self) -> dict[str, Any]:
-        """Scheduler, engine and sampler state (JSON-able)."""
-        return {
-            "scheduler": self.scheduler.state_dict(),
-            "engine": self.engine.state_dict(),
-            "sampler": None if self.sampler is None else self.sampler.state_dict(),
-        }
+        """The ``deba_state.json`` document of the run (scheduler, engine, sampler...; JSON-able)."""
+        return self.run.state_document()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict` (also the older ``{"scheduler", "engine", "sampler"}`` form)."""
         if not isinstance(state, dict) or "scheduler" not in state or "engine" not in state:
             raise DebaConfigError.single("state", type(state).__name__, "must be a DebaController.state_dict()")
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.engine.load_state_dict(state["engine"])
-        if self.sampler is not None and state.get("sampler") is not None:
-            self.sampler.load_state_dict(state["sampler"])
+        if "format" not in state:  # the form before the shared state document
+            state = {**state, "profile": self.profile.to_dict()}
+        self.run.restore(state, field="profile")

@@ -206,10 +206,9 @@ class DebaRun:
         coupler = None if optimizer is None else LRCoupler(optimizer, self.scheduler.lr_factor)
         cap = self.options.max_micro_batch or self.profile.max_micro_batch
         probe = GradientProbe(probe_model or model, sketch_size=self.profile.sketch_size, seed=seed)
-        extra: dict[str, Any] = {} if per_sample_norms else {"per_sample_norms": False}
         self.engine = StepEngine(model, self.scheduler, probe, forward_loss=forward_loss, backward=backward,
                                  max_micro_batch=cap, dist=dist, coupler=coupler, sampler=sampler, no_sync=no_sync,
-                                 precision=precision, optimizer=optimizer, **extra)
+                                 precision=precision, optimizer=optimizer, per_sample_norms=per_sample_norms)
         if self._pending is not None:
             self._restore_engine(self._pending)
         return self.engine
@@ -319,29 +318,31 @@ class DebaRun:
 
     def restore(self, state: dict[str, Any], *, field: str = "profile", sampler: bool = True) -> None:
         """Continue from a state document: now the scheduler (and sampler, unless ``sampler=False``,
-        when the framework restores the loader itself); the engine now or when it is attached."""
-        try:
-            if self.engine is not None:
-                restore_state(state, profile=self.profile, scheduler=self.scheduler, engine=self.engine,
-                              sampler=self.sampler if sampler else None, field=field)
-            else:
-                restore_state(state, profile=self.profile, scheduler=self.scheduler, engine=_NoEngine(),
-                              sampler=self.sampler if sampler else None, field=field)
-                self._pending = state
-        except KeyError as exc:  # pragma: no cover - restore_state names missing keys itself
-            raise DebaConfigError.single(field, sorted(state), f"lacks {exc}") from exc
+        when the framework restored the loader's position itself); the engine now or when it is
+        attached."""
+        engine = self.engine if self.engine is not None else _NoEngine()
+        restore_state(state, profile=self.profile, scheduler=self.scheduler, engine=engine,
+                      sampler=self.sampler if sampler else None, field=field)
+        if self.engine is None:
+            self._pending = state
+        else:
+            self._resume_engine(state)
         self.clock.update(state.get("clock") or {})
         if self.history is not None:
             self.history.start(resumed_records=int(state.get("history_records", 0)))
 
     def _restore_engine(self, state: dict[str, Any]) -> None:
         self.engine.load_state_dict(state["engine"])
+        self._resume_engine(state)
+        self._pending = None
+
+    def _resume_engine(self, state: dict[str, Any]) -> None:
+        """The LR factor in force and the sampler's size: the engine set the fresh run's when it was built."""
         if self.engine.coupler is not None:
             self.engine.coupler.factor = self.engine.lr_factor
         saved = state.get("sampler")
         if self.sampler is not None and saved is not None:
-            self.sampler.batch_size = int(saved["batch_size"])  # the engine set the fresh run's size
-        self._pending = None
+            self.sampler.batch_size = int(saved["batch_size"])
 
     def _require_engine(self) -> StepEngine:
         if self.engine is None:

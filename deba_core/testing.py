@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,8 +32,9 @@ from deba.control.scoring import ScoringStrategy
 from deba.control.policy import BatchPolicy, Move, PolicySignals
 from deba.control.throughput import ThroughputModel
 
-__all__ = ["CollectorConformance", "PolicyConformance", "StrategyConformance", "expect", "random_metrics",
-           "random_observations", "random_signals"]
+__all__ = ["AdapterConformance", "AdapterRun", "CollectorConformance", "ConformanceCase", "ControllerFrontEnd", "Crash", "FitFrontEnd",
+           "PolicyConformance", "StrategyConformance", "expect", "random_metrics", "random_observations",
+           "random_signals"]
 
 
 def expect(condition: object, message: str) -> None:
@@ -294,3 +296,267 @@ class PolicyConformance:
         except DebaConfigError:
             return
         raise AssertionError("an unknown option should raise DebaConfigError")
+
+
+# Adapters ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConformanceCase:
+    """The run every front end trains in :class:`AdapterConformance`: a small MLP on a fixed data
+    set, momentum SGD, no LR schedule, fp32, profile ``"mlp"`` and a fixed throughput table, so
+    decisions depend on the observations only.
+
+    Attributes:
+        inputs, targets: the training data (``len(targets)`` samples).
+        batch_size: the starting batch ``B0``.
+        epochs: the budget, in (equivalent) epochs.
+        lr, momentum: the optimizer's.
+        throughput: the fixed table (batch -> samples/s).
+        crash_after: the step at which a checkpoint is written before the run is killed, in the
+            resume test.
+    """
+
+    inputs: Any
+    targets: Any
+    batch_size: int = 16
+    epochs: int = 3
+    lr: float = 0.05
+    momentum: float = 0.9
+    throughput: dict[int, float] | None = None
+    crash_after: int = 30
+    seed: int = 0
+
+    def model(self) -> Any:
+        """A fresh model, always with the same initial weights."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(self.inputs.shape[1], 32), torch.nn.ReLU(),
+                                   torch.nn.Linear(32, int(self.targets.max()) + 1))
+
+    def optimizer(self, params: Any) -> Any:
+        """The optimizer every front end uses."""
+        import torch
+
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
+
+    def options(self) -> Any:
+        """DEBA's settings for the case (one :class:`deba.RunOptions`)."""
+        from deba.training.options import RunOptions
+
+        return RunOptions(profile="mlp", throughput=self.throughput, probe_throughput=False)
+
+    @staticmethod
+    def default() -> "ConformanceCase":
+        """The standard case: 768 samples of 16 features, 4 classes, a table where growing pays."""
+        import torch
+
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(768, 16, generator=g)
+        y = (x @ torch.randn(16, 4, generator=g)).argmax(1)
+        return ConformanceCase(x, y, throughput={b: 300.0 * b ** 0.8 for b in (8, 16, 24, 32, 40, 48, 56, 64, 128)})
+
+
+@dataclass
+class AdapterRun:
+    """What one front end's run produced, for :class:`AdapterConformance`.
+
+    Attributes:
+        steps: ``(batch_size, loss)`` of every optimizer step, in order (a resumed run: the
+            steps after the checkpoint).
+        state: the ``deba_state.json`` document at the end of the run (``DebaRun.state_document``).
+    """
+
+    steps: list[tuple[int, float]]
+    state: dict[str, Any] | None = None
+
+
+class AdapterConformance:
+    """Checks a front end against ``deba.fit``: same trajectory, losses, budget end, state, resume.
+
+    Subclass it and implement :meth:`train` for your front end: train the
+    :class:`ConformanceCase` (its model, optimizer, data, :meth:`ConformanceCase.options`, a
+    budget of ``case.epochs`` epochs) in ``workdir``. With ``crash_after=k`` write a checkpoint
+    after step ``k`` and stop the run abruptly during step ``k + 1``, as a kill would (raise
+    :class:`Crash`); with ``resume=True`` continue from that checkpoint in a fresh model and
+    optimizer, and return the steps after it. The reference is ``deba.fit`` on the same case.
+    """
+
+    #: Batches the front end's loader draws ahead of the step it trains (Lightning's fetcher and
+    #: accelerate's loader: 1). The reference is then :class:`ControllerFrontEnd` drawing as many.
+    loader_prefetch: ClassVar[int] = 0
+
+    #: Relative tolerance on per-step losses (the same float operations give identical values;
+    #: a front end that sums or orders them differently may part at the last bits).
+    rtol: ClassVar[float] = 1e-5
+
+    def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
+              resume: bool = False) -> AdapterRun:
+        raise NotImplementedError("implement train(case, workdir, crash_after=..., resume=...) for your front end")
+
+    def case(self) -> ConformanceCase:
+        """The case to train (override to change sizes)."""
+        return ConformanceCase.default()
+
+    def _reference(self, case: ConformanceCase, workdir: Any) -> AdapterRun:
+        if self.loader_prefetch:
+            ref = ControllerFrontEnd()
+            ref.loader_prefetch = self.loader_prefetch
+            return ref.train(case, workdir)
+        return FitFrontEnd().train(case, workdir)
+
+    def _compare(self, mine: AdapterRun, ref: AdapterRun, what: str) -> None:
+        expect(len(mine.steps) == len(ref.steps),
+               f"{what}: {len(mine.steps)} steps, deba.fit {len(ref.steps)} (the budget must end at the same step)")
+        for i, ((b, loss), (rb, rloss)) in enumerate(zip(mine.steps, ref.steps)):
+            expect(b == rb, f"{what}: step {i + 1} trained {b} samples, deba.fit {rb}")
+            expect(math.isclose(loss, rloss, rel_tol=self.rtol, abs_tol=1e-7),
+                   f"{what}: step {i + 1} loss {loss!r}, deba.fit {rloss!r}")
+
+    def test_same_trajectory_losses_and_budget_end_as_fit(self, tmp_path: Any) -> None:
+        case = self.case()
+        ref = self._reference(case, tmp_path / "fit")
+        expect(len({b for b, _ in ref.steps}) > 1, "the case must change the batch size (check the table)")
+        self._compare(self.train(case, tmp_path / "mine"), ref, "trajectory")
+
+    def test_same_state_document_as_fit(self, tmp_path: Any) -> None:
+        case = self.case()
+        ref, mine = self._reference(case, tmp_path / "fit"), self.train(case, tmp_path / "mine")
+        expect(mine.state is not None, "train() must return the run's state document")
+        for key in ("format", "version", "profile"):
+            expect(mine.state.get(key) == ref.state.get(key), f"state[{key!r}] differs from deba.fit's")
+        expect(_decisions(mine.state) == _decisions(ref.state), "the scheduler's state differs from deba.fit's")
+        for key in ("steps", "samples", "lr_factor"):
+            expect(mine.state["engine"][key] == ref.state["engine"][key],
+                   f"engine {key}: {mine.state['engine'][key]!r}, deba.fit {ref.state['engine'][key]!r}")
+        expect(math.isclose(mine.state["engine"]["equivalent_samples"], ref.state["engine"]["equivalent_samples"],
+                            rel_tol=1e-9), "engine equivalent_samples differ from deba.fit's")
+        for key in ("epoch", "position", "batch_size", "seed"):
+            expect(mine.state["sampler"][key] == ref.state["sampler"][key], f"sampler {key} differs from deba.fit's")
+
+    def test_resumes_exactly_from_a_mid_run_checkpoint(self, tmp_path: Any) -> None:
+        case = self.case()
+        whole = self.train(case, tmp_path / "whole")
+        k = case.crash_after
+        try:
+            self.train(case, tmp_path / "cut", crash_after=k)
+        except Crash:
+            pass
+        resumed = self.train(case, tmp_path / "cut", resume=True)
+        self._compare(resumed, AdapterRun(whole.steps[k:]), "resumed run")
+
+
+class Crash(RuntimeError):
+    """Raised by a front end's test driver to stop a run abruptly (:class:`AdapterConformance`)."""
+
+
+def _decisions(state: dict[str, Any]) -> Any:
+    """The part of a scheduler state that decides (no measured timings)."""
+    sched = dict(state["scheduler"])
+    for key in ("throughput",):
+        sched.pop(key, None)
+    return json.loads(json.dumps(sched))
+
+
+class FitFrontEnd(AdapterConformance):
+    """``deba.fit`` as a front end (the reference)."""
+
+    def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
+              resume: bool = False) -> AdapterRun:
+        from deba.training.callbacks import Callback
+        from deba.training.fit import fit
+
+        model = case.model()
+        steps: list[tuple[int, float]] = []
+
+        class Record(Callback):
+            def on_step_end(self, record: dict[str, Any]) -> None:
+                if crash_after is not None and record["step"] > crash_after:
+                    raise Crash(f"killed in step {record['step']}")
+                steps.append((record["batch_size"], record["loss"]))
+
+        res = fit(model, (case.inputs, case.targets), optimizer=case.optimizer(model.parameters()),
+                  loss_fn=_cross_entropy, batch_size=case.batch_size, epochs=case.epochs, progress=False,
+                  tensorboard=False, seed=case.seed, options=case.options(), callbacks=[Record()],
+                  checkpoint_dir=str(workdir), checkpoint_every=crash_after, resume=resume, log_dir=str(workdir))
+        return AdapterRun(steps, json.loads(json.dumps(res.state)))
+
+
+def _cross_entropy(out: Any, y: Any) -> Any:
+    import torch
+
+    return torch.nn.functional.cross_entropy(out, y)
+
+
+class ControllerFrontEnd(AdapterConformance):
+    """``DebaController`` in a manual-mode loop, drawing ``loader_prefetch`` batches ahead.
+
+    With ``loader_prefetch = 0`` it is a front end like any other (it must match ``deba.fit``);
+    with more it is the reference for front ends whose loader draws ahead (Lightning's fetcher,
+    accelerate's loader): a decision then reaches the batches drawn after it, so the trajectory
+    lags ``deba.fit``'s by that many batches, and everything else is the same code.
+    """
+
+    def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
+              resume: bool = False) -> AdapterRun:
+        import collections
+
+        import torch
+
+        from deba.training.controller import DebaController
+        from deba.training.sampler import AdaptiveBatchSampler
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        model = case.model()
+        opt = case.optimizer(model.parameters())
+        data = torch.utils.data.TensorDataset(case.inputs, case.targets)
+        sampler = AdaptiveBatchSampler(data, batch_size=case.batch_size, seed=case.seed)
+        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+        ctl = DebaController(model, opt, sampler=sampler, max_samples=case.epochs * len(data), options=case.options(),
+                             seed=case.seed)
+        if resume:
+            saved = torch.load(workdir / "ckpt.pt", weights_only=True)
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            ctl.load_state_dict(json.loads((workdir / "deba.json").read_text()))
+        steps: list[tuple[int, float]] = []
+
+        def loss_of(batch: Any) -> Any:
+            return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+        while not ctl.budget_spent():
+            it, ahead = iter(loader), collections.deque()
+            for batch in it:
+                ahead.append(batch)
+                if len(ahead) <= self.loader_prefetch:
+                    continue
+                if not self._step(ctl, opt, ahead.popleft(), loss_of, sampler, steps, crash_after, model, workdir):
+                    break
+            else:
+                while ahead and self._step(ctl, opt, ahead.popleft(), loss_of, sampler, steps, crash_after, model,
+                                           workdir):
+                    pass
+            if sampler.position >= sampler.num_samples:
+                ctl.end_epoch()
+                sampler.set_epoch(sampler.epoch + 1)
+        return AdapterRun(steps, json.loads(json.dumps(ctl.state_dict())))
+
+    @staticmethod
+    def _step(ctl: Any, opt: Any, batch: Any, loss_of: Any, sampler: Any, steps: list, crash_after: int | None,
+              model: Any, workdir: Any) -> bool:
+        """One step; ``False`` once the budget is spent."""
+        import torch
+
+        if crash_after is not None and ctl.engine.steps >= crash_after:
+            raise Crash("killed")
+        opt.zero_grad()
+        ctl.step(batch, loss_of, epoch=sampler.epoch)
+        if ctl.step_ok:
+            opt.step()
+        ctl.engine.after_optimizer_step()
+        steps.append((len(batch[1]), ctl.last_outcome.obs.loss))
+        if crash_after is not None and ctl.engine.steps == crash_after:
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, workdir / "ckpt.pt")
+            (workdir / "deba.json").write_text(json.dumps(ctl.state_dict()))
+        return not ctl.budget_spent()

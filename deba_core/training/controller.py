@@ -14,6 +14,7 @@ from deba.profiles.schema import ArchitectureProfile
 from deba.training.options import RunOptions, check_positive_int, merge_options
 from deba.training.run import DebaRun
 from deba.training.sampler import AdaptiveBatchSampler
+from deba.training.step import StepOutcome
 
 __all__ = ["DebaController"]
 
@@ -95,6 +96,7 @@ class DebaController:
         self.engine = self.run.attach(model, optimizer, sampler=sampler, seed=seed)
         self.probe, self.lr = self.engine.probe, self.engine.coupler
         self.step_ok = True
+        self.last_outcome: StepOutcome | None = None  # the latest step's observation and decision
 
     @property
     def batch_size(self) -> int:
@@ -112,7 +114,7 @@ class DebaController:
             NonFiniteTraining: too many non-finite steps in a row (``nonfinite_abort``).
         """
         out = self.engine.observe(loss, batch_size, **fields)
-        self.step_ok = out.finite
+        self.step_ok, self.last_outcome = out.finite, out
         self.run.check_nonfinite()
         return out.decision
 
@@ -141,7 +143,7 @@ class DebaController:
         if max_micro_batch is not None:
             self.engine.cap_memory(max_micro_batch)
         out = self.engine.run(batch, epoch=epoch, forward_loss=forward_loss)
-        self.step_ok = out.finite
+        self.step_ok, self.last_outcome = out.finite, out
         self.run.check_nonfinite()
         return out.decision
 

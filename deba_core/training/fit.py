@@ -67,6 +67,8 @@ class FitResult:
             is a cost of adapting that a fixed batch does not pay.
         probe_sizes: the batch sizes the probe timed, each ``probe_passes`` times (the first pass
             of each a warm-up); empty when none ran.
+        state: the run's ``deba_state.json`` document at the end (JSON-able; what a checkpoint
+            written then would hold).
     """
 
     final: dict[str, float]
@@ -90,6 +92,7 @@ class FitResult:
     probe_seconds: float = 0.0
     probe_sizes: list[int] = field(default_factory=list)
     probe_passes: int = 0
+    state: dict[str, Any] | None = None
 
     @property
     def epochs_of_samples(self) -> float:
@@ -422,6 +425,7 @@ class _FitRun:
             noise_scale_low=self.scheduler.noise.noise_scale_low, **self._throughput_seen(sizes),
             probe_seconds=float(self.clock["probe_seconds"]), probe_sizes=list(self.clock["probe_sizes"]),
             probe_passes=int(self.clock["probe_passes"]),
+            state=self.run.state_document(world=1 if self.ctx is None else self.ctx.world),
         )
         if cfg.log_dir is not None and self.rank == 0:
             Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)

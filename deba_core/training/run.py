@@ -203,6 +203,9 @@ class DebaRun:
         if optimizer is not None and self.scheduler.optimizer_family is None:
             self.scheduler.optimizer_family = optimizer_family(optimizer)
         self.sampler = sampler
+        if sampler is not None:
+            # An epoch's tail smaller than one grid step joins the batch before it, in every front end.
+            sampler.min_last_batch = max(sampler.min_last_batch, self.profile.granularity)
         coupler = None if optimizer is None else LRCoupler(optimizer, self.scheduler.lr_factor)
         cap = self.options.max_micro_batch or self.profile.max_micro_batch
         probe = GradientProbe(probe_model or model, sketch_size=self.profile.sketch_size, seed=seed)

@@ -148,7 +148,7 @@ class StepEngine:
         >>> from deba.training.step import StepEngine, loss_of
         >>> model = torch.nn.Linear(3, 2)
         >>> sched = deba.BatchScheduler("generic")
-        >>> engine = StepEngine(model, sched, deba.GradientProbe(model, 8),
+        >>> engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8),
         ...                     forward_loss=loss_of(model, torch.nn.functional.cross_entropy), max_micro_batch=2)
         >>> out = engine.run((torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])))
         >>> out.result.micro_sizes, out.samples, engine.samples

@@ -1,0 +1,93 @@
+"""Adapter parity: every front end takes deba.fit's batch trajectory, losses, budget end, state and
+resume on the same case (deba.testing.AdapterConformance)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import pytest
+import torch
+
+import deba
+from deba.testing import AdapterConformance, AdapterRun, ConformanceCase, ControllerFrontEnd, Crash, FitFrontEnd
+
+
+class TestFit(FitFrontEnd):
+    """The reference against itself: its resume must be exact too."""
+
+
+class TestController(ControllerFrontEnd):
+    """A manual-mode loop: the user's loader over DEBA's sampler, ``ctl.step`` runs forward/backward."""
+
+
+def _history_steps(path, after: int = 0) -> list[tuple[int, float]]:
+    from deba.training.history import read_history
+
+    return [(r["batch_size"], r["loss"]) for r in read_history(path) if r.get("kind") == "step" and r["step"] > after]
+
+
+class _LightningFrontEnd(AdapterConformance):
+    """``lightning.Trainer`` with ``DebaCallback``; ``mixin`` trains a ``DebaModule`` instead.
+    Lightning's fetcher draws one batch ahead (to know the last one)."""
+
+    mixin = False
+    loader_prefetch = 1
+
+    def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
+              resume: bool = False) -> AdapterRun:
+        import glob
+
+        L = pytest.importorskip("lightning")
+        from deba.adapters.lightning import DebaCallback, DebaModule, deba_dataloader
+
+        data = torch.utils.data.TensorDataset(case.inputs, case.targets)
+
+        class Net(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.net = case.model()
+
+            def deba_loss(self, batch):
+                return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+            def training_step(self, batch, batch_idx):
+                return self.deba_loss(batch)
+
+            def configure_optimizers(self):
+                return case.optimizer(self.parameters())
+
+            def train_dataloader(self):
+                return deba_dataloader(data, case.batch_size, seed=case.seed)
+
+        class MixinNet(DebaModule, Net):
+            def deba_loss(self, batch):
+                return Net.deba_loss(self, batch)
+
+        class Kill(L.Callback):
+            def on_train_batch_start(self, trainer, *args):
+                if crash_after is not None and cb.engine.steps >= crash_after:
+                    raise Crash("killed")
+
+        cb = DebaCallback(options=case.options(), epochs=case.epochs, history_dir=str(workdir), seed=case.seed)
+        callbacks = [cb, Kill()]
+        if crash_after is not None:
+            callbacks.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=str(workdir / "ck"), save_top_k=-1,
+                                                                 every_n_train_steps=crash_after))
+        trainer = L.Trainer(max_epochs=-1, accelerator="cpu", logger=False, enable_checkpointing=crash_after is not None,
+                            enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
+        ckpt = sorted(glob.glob(str(workdir / "ck" / "*.ckpt")))[0] if resume else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(MixinNet() if self.mixin else Net(), ckpt_path=ckpt)
+        after = case.crash_after if resume else 0
+        return AdapterRun(_history_steps(workdir / "deba_history.jsonl", after), json.loads(json.dumps(cb.state_dict())))
+
+
+class TestLightningCallback(_LightningFrontEnd):
+    mixin = False
+
+
+class TestLightningModule(_LightningFrontEnd):
+    mixin = True

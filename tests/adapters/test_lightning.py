@@ -268,3 +268,68 @@ def test_sigkill_mid_run_then_resume_from_the_checkpoint_continues_exactly(tmp_p
     resumed_ids = [[int(i) for i in line.split()] for line in pid_files[-1].read_text().splitlines()]
     assert first[:steps_done] + resumed_ids == _ids(straight, 0), "same sample order as the uninterrupted run"
     assert killed_ids  # the killed run logged its batches
+
+
+def test_a_loaded_checkpoint_state_never_reaches_another_trainers_loader(data, tmp_path):
+    # Each loader carries its own position (Lightning's stateful-loader protocol): a callback that
+    # loaded a checkpoint's state must not hand it to another trainer that starts afresh.
+    first = DebaCallback(profile="mlp", throughput=TABLE, history_dir=str(tmp_path / "a"))
+    trainer = _trainer(first, max_epochs=1)
+    trainer.fit(Net(data.train))
+    saved = first.state_dict()
+    assert saved["sampler"]["epoch"] >= 1 or saved["sampler"]["position"] > 0
+    DebaCallback(profile="mlp", throughput=TABLE).load_state_dict(saved)  # loaded, never trained
+    fresh = DebaCallback(profile="mlp", throughput=TABLE, history_dir=str(tmp_path / "b"))
+    _trainer(fresh, max_epochs=1).fit(Net(data.train))
+    steps = [r for r in read_history(tmp_path / "b" / "deba_history.jsonl") if r.get("kind") == "step"]
+    assert steps[0]["step"] == 1 and steps[-1]["samples"] == len(data.train)
+
+
+def test_the_callback_logs_the_noise_estimate_and_its_bound_under_their_own_names(data, tmp_path):
+    logged = set()
+
+    class Spy(Net):
+        def log(self, name, *args, **kwargs):
+            logged.add(name)
+            return super().log(name, *args, **kwargs)
+
+    cb = DebaCallback(profile="mlp", throughput=TABLE, epochs=2)
+    _trainer(cb, max_epochs=-1).fit(Spy(data.train))
+    assert {"deba/batch_size", "deba/lr_factor", "deba/noise_scale", "deba/noise_scale_low"} <= logged
+
+
+def test_the_callbacks_probe_is_the_shared_runs(data, monkeypatch):
+    # One probe for every front end: the same sizes, the same bound (no time cut-off under DDP).
+    from deba.training.run import DebaRun
+
+    calls = []
+    real = DebaRun.probe_throughput
+
+    def spy(self, make_batch, **kw):
+        calls.append(kw)
+        return real(self, make_batch, **kw)
+
+    monkeypatch.setattr(DebaRun, "probe_throughput", spy)
+    cb = DebaCallback(profile="mlp", max_samples=64)
+    _trainer(cb, max_epochs=-1).fit(Net(data.train))
+    assert calls and calls[0]["world"] == 1 and cb.run.clock["probe_sizes"]
+
+
+def test_resuming_with_a_loader_that_keeps_no_state_is_refused(data, tmp_path):
+    class PlainLoaderNet(Net):
+        def train_dataloader(self):
+            sampler = deba.AdaptiveBatchSampler(self.dataset, 32)
+            return torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler)
+
+    cb = DebaCallback(profile="mlp", throughput=TABLE)
+    ck = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(tmp_path), every_n_train_steps=5, save_top_k=-1)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[cb, ck], enable_progress_bar=False,
+                        enable_model_summary=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(PlainLoaderNet(data.train))
+        path = sorted(tmp_path.glob("*.ckpt"))[0]
+        again = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, callbacks=[DebaCallback(profile="mlp", throughput=TABLE)],
+                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+        with pytest.raises(deba.DebaConfigError, match="deba_dataloader"):
+            again.fit(PlainLoaderNet(data.train), ckpt_path=str(path))

@@ -62,7 +62,7 @@ def next_batch_size(profile: ArchitectureProfile, batch: int, score: float) -> t
 
     Example:
         >>> import deba
-        >>> deba.next_batch_size(deba.load_profile("generic"), 32, 0.99)
+        >>> deba.policies.next_batch_size(deba.load_profile("generic"), 32, 0.99)
         (48, 'grow')
     """
     g = profile.granularity
@@ -130,7 +130,7 @@ class StabilityPolicy(BatchPolicy):
     Example:
         >>> import deba
         >>> from deba.control.policy import PolicySignals
-        >>> p, s = deba.StabilityPolicy(deba.load_profile("generic")), PolicySignals(initial_batch=32)
+        >>> p, s = deba.policies.StabilityPolicy(deba.load_profile("generic")), PolicySignals(initial_batch=32)
         >>> p.propose(32, 0.99, s).batch_size, p.propose(32, 0.3, s).action
         (48, 'hold')
     """

@@ -5,9 +5,12 @@ decision interval (``profile.interval`` steps, or an epoch closed by :meth:`Batc
 at each interval's end the aggregate feeds the collectors, the strategy scores their values, and
 the score moves the batch by the profile's rules:
 
-* the policy turns the score into a move (the default :class:`deba.StabilityPolicy`, the published
-  rule: ``score >= increase_above`` grows to ``ceil_grid(batch * growth_factor)``, ``score <
-  decrease_below`` shrinks to ``floor_grid(batch / shrink_factor)``, at least one grid step);
+* the policy turns the score into a move: the profile's ``policy``, ``goodput`` in every built-in
+  profile but ``paper`` (:class:`deba.policies.GoodputPolicy`: the score gates, the noise scale and
+  the throughput curve decide how far), or ``stability``, the published rule
+  (:class:`deba.policies.StabilityPolicy`: ``score >= increase_above`` grows to
+  ``ceil_grid(batch * growth_factor)``, ``score < decrease_below`` shrinks to
+  ``floor_grid(batch / shrink_factor)``, at least one grid step);
 * nothing changes during ``warmup`` intervals, while the windows hold fewer than
   ``required_samples`` observations, during ``cooldown`` intervals after a change, or while the
   strategy is calibrating; after a change the windows restart;
@@ -16,7 +19,7 @@ the score moves the batch by the profile's rules:
   cooldown).
 
 When the run's budget is known (:meth:`BatchScheduler.plan`, called by ``deba.fit`` and
-``DebaTrainer``) and the profile states ``shares``, warm-up, interval and cooldown are shares of the
+``DebaTrainer``, ``DebaCallback`` through ``DebaRun.plan``) and the profile states ``shares``, warm-up, interval and cooldown are shares of the
 budget clock the step engine advances (:meth:`BatchScheduler.advance`), and the last ``freeze``
 share of the run never grows.
 

@@ -47,6 +47,44 @@ trainer = DebaTrainer(model=tiny_bert(len(tok), k), args=args, train_dataset=Ind
                       deba_profile=profile, deba_throughput=TABLE, deba_budget="samples")
 trainer.train()
 print(f"rank {rank}: samples {trainer.deba_samples}, accelerate processes {trainer.accelerator.num_processes}")
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+    def forward(self, x, labels=None):
+        logits = self.net(x)
+        return {"logits": logits, "loss": torch.nn.functional.cross_entropy(logits, labels)}
+
+
+class TinyData(torch.utils.data.Dataset):
+    def __init__(self, n=256):
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(n, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+# The start-up probe under DDP (the run's: no time cut-off, passes under no_sync): every rank times
+# the same sizes, and the run then trains on both processes.
+probe_args = TrainingArguments(f"{out}/probe", max_steps=-1, num_train_epochs=1, learning_rate=0.05, save_strategy="no",
+                               report_to=[], use_cpu=True, eval_strategy="no", disable_tqdm=True, seed=0,
+                               ddp_backend="gloo", per_device_train_batch_size=16)
+probed = DebaTrainer(model=Tiny(), args=probe_args, train_dataset=TinyData(), deba_profile="mlp",
+                     deba_probe_throughput=True, deba_max_samples=128)
+probed.train()
+sizes = probed.deba_run.clock["probe_sizes"]
+every = [None, None]
+torch.distributed.all_gather_object(every, sizes)
+assert len(sizes) >= 2 and every[0] == every[1], every
+print(f"rank {rank}: probe sizes {sizes}")
 # Tear the process group down explicitly: leaving it to interpreter exit can abort gloo's threads.
 if torch.distributed.is_initialized():
     torch.distributed.barrier()

@@ -1,4 +1,4 @@
-"""Trainer callbacks that keep HF's loop in step with DEBA's sample accounting."""
+"""Trainer callbacks that keep HF's loop in step with DEBA's sample accounting (the shared run's calls)."""
 
 from __future__ import annotations
 
@@ -22,20 +22,21 @@ class DebaControl(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         t = self.trainer
+        run = t.deba_run
         t._deba_flush_record()
-        if t._deba_engine is not None:
-            t._deba_engine.after_optimizer_step()  # under DDP: rank 0's BatchNorm statistics, as DDP does
+        if run.engine is not None:
+            run.engine.after_optimizer_step()  # under DDP: rank 0's BatchNorm statistics, as DDP does
         if t._deba_sampler is not None:
-            state.epoch = t.deba_samples / t._deba_sampler.num_samples
-        if t.deba_budget_done():
+            state.epoch = run.samples / t._deba_sampler.num_samples
+        if run.budget_spent():
             control.should_training_stop = True
         return control
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         t = self.trainer
-        s = t._deba_sampler
-        if s is not None and t._deba_engine is not None and (s.position >= s.num_samples or s.epoch_done):
-            t._deba_decision = t._deba_engine.end_epoch()
+        s, engine = t._deba_sampler, t.deba_run.engine
+        if s is not None and engine is not None and (s.position >= s.num_samples or s.epoch_done):
+            engine.end_epoch()
         return control
 
 
@@ -51,16 +52,17 @@ class DebaProgress(TrainerCallback):
             from tqdm.auto import tqdm
 
             # In what the budget counts (equivalent samples by default for goodput), like deba.fit's bar.
-            self.bar = tqdm(total=self.trainer._deba_budget, unit="sample", dynamic_ncols=True, leave=False,
-                            initial=int(self.trainer.deba_progress))
+            run = self.trainer.deba_run
+            self.bar = tqdm(total=run.budget.total, unit="sample", dynamic_ncols=True, leave=False,
+                            initial=int(run.progress))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.bar is not None:
-            t = self.trainer
-            d = t._deba_decision
+            run = self.trainer.deba_run
+            d = run.scheduler.last_decision
             score = "-" if d is None or d.score is None else f"{d.score:.2f}"
-            self.bar.set_postfix(bs=t.deba_scheduler.batch_size, score=score, refresh=False)
-            self.bar.update(int(t.deba_progress) - self.bar.n)  # rate-limited redraw, as in deba.fit
+            self.bar.set_postfix(bs=run.scheduler.batch_size, score=score, refresh=False)
+            self.bar.update(int(run.progress) - self.bar.n)  # rate-limited redraw, as in deba.fit
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.bar is not None:

@@ -7,12 +7,14 @@ from typing import Any
 import torch
 
 from deba.errors import DebaConfigError
+from deba.training.options import check_budget_kind, check_optional_bool, check_positive_int
 
 __all__ = ["check_deba_options", "refuse_incompatible"]
 
 
-def refuse_incompatible(a: Any, ds: Any, max_micro_batch: Any, max_samples: Any) -> None:
-    """Raise ``DebaConfigError`` (with the remedy) for a Trainer setup DEBA cannot work with."""
+def refuse_incompatible(a: Any, ds: Any, max_samples: Any = None) -> None:
+    """Raise ``DebaConfigError`` (with the remedy) for a Trainer setup DEBA cannot work with
+    (``max_samples``: ``deba_max_samples``, checked by :func:`check_deba_options`)."""
     if a is None:
         from transformers import TrainingArguments
 
@@ -24,19 +26,19 @@ def refuse_incompatible(a: Any, ds: Any, max_micro_batch: Any, max_samples: Any)
             "indices to give every sample once per epoch while the batch size changes",
             remedy="Use a map-style dataset (datasets.Dataset, a torch Dataset with __len__).",
         )
-    for name, value in (("deba_max_micro_batch", max_micro_batch), ("deba_max_samples", max_samples)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise DebaConfigError.single(name, value, "must be an int >= 1 or None")
     if max_samples is None and a.max_steps <= 0 and not a.num_train_epochs > 0:
         raise DebaConfigError.single("num_train_epochs", a.num_train_epochs, "must be > 0 (or set deba_max_samples)")
 
 
-def check_deba_options(budget: Any, probe: Any) -> None:
-    """``deba_budget`` and ``deba_probe_throughput`` (the table is checked by the scheduler)."""
-    if budget not in ("auto", "equivalent", "samples"):
-        raise DebaConfigError.single("deba_budget", budget, "must be 'auto', 'equivalent' or 'samples'")
-    if probe is not None and not isinstance(probe, bool):
-        raise DebaConfigError.single("deba_probe_throughput", probe, "must be True, False or None")
+def check_deba_options(*, budget: Any = "auto", probe_throughput: Any = None, max_micro_batch: Any = None,
+                       max_samples: Any = None, nonfinite_abort: Any = None) -> None:
+    """DebaTrainer's ``deba_*`` keywords, by the shared validators (``deba.training.options``) under
+    their ``deba_`` names (the throughput table is checked by the scheduler)."""
+    check_budget_kind(budget, "deba_budget")
+    check_optional_bool(probe_throughput, "deba_probe_throughput")
+    check_positive_int(max_micro_batch, "deba_max_micro_batch")
+    check_positive_int(max_samples, "deba_max_samples")
+    check_positive_int(nonfinite_abort, "deba_nonfinite_abort")
 
 
 def _refuse_arguments(a: Any) -> None:

@@ -14,16 +14,18 @@ How it fits into ``Trainer.train()``:
   ``deba_max_micro_batch`` samples with gradients kept local under DDP, one weighted reduction,
   the probe, the decision (rank 0's on every rank) and the sampler resize. ``gradient_accumulation_steps``
   stays 1 and is never changed. A non-finite step clears the gradients, so the optimizer step that
-  follows changes nothing.
+  follows changes nothing; too many in a row (``deba_nonfinite_abort``) raise
+  ``deba.NonFiniteTraining`` from the step, as in ``deba.fit``.
 * **Learning rate**: the Trainer's schedule (linear, cosine, ... with warm-up) is re-based on
   samples: it is evaluated at ``samples_seen / initial_batch`` "equivalent fixed-batch steps" of a
   nominal ``budget / initial_batch`` steps, and DEBA's LR factor multiplies it at each optimizer
   step (optimizer hooks; the schedule keeps owning ``param_group["lr"]``).
 * **Arguments**: the ``TrainingArguments`` you pass are copied; DebaTrainer changes only its copy
   (``ignore_data_skip``, the step ceiling ``max_steps``).
-* **Logs**: ``deba_batch_size``, ``deba_score``, ``deba_samples``, ``deba_equivalent_samples``,
+* **Logs**: the run's log values (the names the Lightning adapter logs as ``deba/<name>``):
+  ``deba_batch_size``, ``deba_score``, ``deba_samples``, ``deba_equivalent_samples``,
   ``deba_lr_factor``, ``deba_noise_scale`` (and its lower bound ``deba_noise_scale_low``, once
-  measured) and ``deba_<metric>`` are added to every training log, so they land in ``state.log_history`` and in
+  measured), and ``deba_<metric>`` for the strategy's metrics, are added to every training log, so they land in ``state.log_history`` and in
   every reporting integration (TensorBoard, W&B...) through ``Trainer.log``. Every step is also
   written to ``output_dir/deba_history.jsonl``.
 * **Checkpoints**: each checkpoint folder gets ``deba_state.json`` (the same schema ``deba.fit``
@@ -31,16 +33,17 @@ How it fits into ``Trainer.train()``:
   sample order. Trainer's own batch skipping is turned off (``ignore_data_skip``): the sampler
   knows its place.
 
-Every step runs the shared step engine (``deba.training.step``): micro-batches, probe, DDP
-reduction, decision, rank agreement, LR factor, sampler resize and sample accounting are the
-same code ``deba.fit`` runs. ``transformers`` and ``accelerate`` are the ``deba[hf]`` extra;
+DEBA's part of the run is the shared run object (:class:`deba.training.run.DebaRun`): profile,
+scheduler, budget, start-up probe, step engine (micro-batches, probe, DDP reduction, decision,
+rank agreement, LR factor, sampler resize, sample accounting), history, non-finite abort, state
+document and log values are the code ``deba.fit`` runs; this module translates Trainer's hooks
+into its calls. ``transformers`` and ``accelerate`` are the ``deba[hf]`` extra;
 importing this module without them raises an ImportError naming the extra. Only :class:`DebaTrainer` can do this: a ``TrainerCallback``
 cannot replace the DataLoader's sampler or run micro-batches inside the step.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from pathlib import Path
@@ -56,26 +59,23 @@ from deba.adapters.huggingface.callbacks import DebaControl, DebaProgress
 from deba.adapters.huggingface.checks import check_deba_options, refuse_incompatible
 from deba.adapters.huggingface.data import TrainerBatchSampler
 from deba.adapters.huggingface.schedule import SampleClockLR
-from deba.control.decision import Decision
 from deba.control.scheduler import BatchScheduler
 from deba.control.scoring import ScoringStrategy
-from deba.errors import DebaConfigError
-from deba.profiles.loading import resolve_profile
-from deba.profiles.lr_rule import optimizer_family
+from deba.errors import DebaConfigError, NonFiniteTraining
 from deba.profiles.schema import ArchitectureProfile
-from deba.signals.probe import GradientProbe
-from deba.training.checkpoint import STATE_FILE, build_state, read_state, restore_state, write_json_atomic
-from deba.training.distributed import context
-from deba.training.history import HistoryWriter, read_history
-from deba.training.lr import LRCoupler
+from deba.training.budget import SAMPLE_CAP
+from deba.training.checkpoint import STATE_FILE, read_state, write_json_atomic
+from deba.training.distributed import DistributedContext, context
+from deba.training.history import read_history
+from deba.training.options import RunOptions, merge_options
+from deba.training.run import DebaRun, probe_batch_maker
 from deba.training.sampler import AdaptiveBatchSampler
 from deba.training.step import StepEngine, StepOutcome
-from deba.training.throughput_probe import probe_throughput, startup_sizes
-
-#: An equivalent budget never trains more than this many times the strict budget's samples (as deba.fit).
-SAMPLE_CAP = 4
 
 __all__ = ["DebaTrainer", "SampleClockLR", "TrainerBatchSampler"]
+
+#: The history file in ``output_dir`` (rank ``r`` > 0: ``deba_history-rank{r}.jsonl``).
+HISTORY_FILE = "deba_history.jsonl"
 
 
 def _training_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], Any]:
@@ -92,6 +92,9 @@ def _training_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple
 class DebaTrainer(Trainer):
     """``transformers.Trainer`` whose batch size DEBA adapts while it trains.
 
+    Each Trainer hook is translated into a call of the shared run object
+    (:class:`deba.training.run.DebaRun`), as ``deba.fit`` and the Lightning callback do.
+
     Args:
         *args, **kwargs: everything ``Trainer`` takes (``args`` is copied, never changed).
         deba_profile: a profile, a name, a file, or ``"auto"`` (detected from the model). The
@@ -106,12 +109,19 @@ class DebaTrainer(Trainer):
             ``"equivalent"`` starting-batch-equivalent samples (``sum E(B_i) B_i``: a larger batch
             makes each sample worth less, so the run trains until it has made the progress of the
             fixed-batch run; never more than 4x the samples), ``"samples"`` strictly, ``"auto"``
-            (default) equivalent for policies that read the noise scale (``goodput``). The LR
-            schedule and the progress bar follow the same clock.
+            (default) equivalent for policies that read the noise scale (``goodput``) when DEBA
+            owns the stop (with your own ``max_steps`` Trainer stops the run and the budget counts
+            samples). The LR schedule and the progress bar follow the same clock.
         deba_throughput: a fixed table (batch -> samples/s) instead of measured throughput (makes
             decisions a pure function of the observations).
         deba_probe_throughput: time a few batch sizes before the first step (default: when the
             policy reads throughput and no table is given).
+        deba_nonfinite_abort: non-finite steps in a row that stop training with
+            ``deba.NonFiniteTraining`` (default ``3 * profile.nonfinite_patience``).
+        deba_options: DEBA's settings as one :class:`deba.RunOptions` instead of ``deba_profile``,
+            ``deba_strategy``, ``deba_strategy_options``, ``deba_throughput``, ``deba_budget``,
+            ``deba_max_micro_batch``, ``deba_probe_throughput`` and ``deba_nonfinite_abort``
+            (giving one of those beside it is a ``DebaConfigError``).
 
     Example (not run here: it trains a model)::
 
@@ -132,34 +142,31 @@ class DebaTrainer(Trainer):
         deba_budget: str = "auto",
         deba_throughput: Any = None,
         deba_probe_throughput: bool | None = None,
+        deba_nonfinite_abort: int | None = None,
+        deba_options: RunOptions | None = None,
         **kwargs: Any,
     ) -> None:
         args, training_args = _training_args(args, kwargs)
         train_dataset = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
-        refuse_incompatible(training_args, train_dataset, deba_max_micro_batch, deba_max_samples)
-        check_deba_options(deba_budget, deba_probe_throughput)
+        check_deba_options(budget=deba_budget, probe_throughput=deba_probe_throughput,
+                           max_micro_batch=deba_max_micro_batch, max_samples=deba_max_samples,
+                           nonfinite_abort=deba_nonfinite_abort)
+        refuse_incompatible(training_args, train_dataset, deba_max_samples)
+        self._deba_options = merge_options(deba_options, {
+            "profile": deba_profile, "strategy": deba_strategy, "strategy_options": deba_strategy_options,
+            "throughput": deba_throughput, "budget": deba_budget, "max_micro_batch": deba_max_micro_batch,
+            "probe_throughput": deba_probe_throughput, "nonfinite_abort": deba_nonfinite_abort}, prefix="deba_")
         super().__init__(*args, **kwargs)
-        start = self.args.per_device_train_batch_size * max(1, self.args.world_size)
-        self.deba_profile = resolve_profile(deba_profile, self.model).starting_at(
-            start, field="per_device_train_batch_size x world_size")
-        self.deba_scheduler = BatchScheduler(self.deba_profile, strategy=deba_strategy,
-                                             strategy_options=deba_strategy_options, throughput=deba_throughput)
-        # Equivalent samples count only where they can be measured: policies that read the noise.
-        self.deba_equivalent = deba_budget == "equivalent" or (deba_budget == "auto" and self.deba_scheduler.policy.needs_noise)
-        self.deba_scheduler.measure_noise = self.deba_equivalent
-        self._deba_probe_wanted = (self.deba_scheduler.policy.needs_noise if deba_probe_throughput is None
-                                   else deba_probe_throughput) and self.deba_scheduler.throughput.fixed is None
-        self.deba_max_micro_batch = deba_max_micro_batch or self.deba_profile.max_micro_batch
         self.deba_max_samples = deba_max_samples
         self._deba_user_max_steps = self.args.max_steps
         self._deba_sampler: AdaptiveBatchSampler | None = None
-        self._deba_engine: StepEngine | None = None
-        self._deba_bound: Any = None  # the (wrapped) model the engine's forward/backward are bound to
-        self._deba_budget: int | None = None
-        self._deba_decision: Decision | None = None
+        self._deba_dist: DistributedContext | None = None
         self._deba_resume_dir: str | None = None
-        self._deba_history: HistoryWriter | None = None
         self._deba_pending: StepOutcome | None = None
+        # The run exists from here (deba_scheduler, deba_profile); train() plans it, the first
+        # training_step attaches it. Every train() after the first gets a fresh one.
+        self._deba_run = self._deba_new_run()
+        self._deba_trained = False
         # The sampler knows where it is; Trainer must not skip batches itself on resume (our copy).
         self.args.ignore_data_skip = True
         self.add_callback(DebaControl(self))
@@ -169,60 +176,115 @@ class DebaTrainer(Trainer):
             self.remove_callback(ProgressCallback)
             self.add_callback(DebaProgress(self))
 
+    # The run -------------------------------------------------------------------------------------
+
+    def _deba_new_run(self) -> DebaRun:
+        """A fresh run at the user's starting batch, planned when the budget is known already."""
+        start = self.args.per_device_train_batch_size * max(1, self.args.world_size)
+        run = DebaRun(self._deba_options, self.model, initial_batch=start,
+                      initial_field="per_device_train_batch_size x world_size")
+        if self.train_dataset is not None and hasattr(self.train_dataset, "__len__"):
+            self._deba_plan(run, len(self.train_dataset))
+        return run
+
+    def _deba_plan(self, run: DebaRun, n: int) -> None:
+        """The budget: ``deba_max_samples``, else ``num_train_epochs`` epochs of ``n`` samples; with
+        the user's own ``max_steps`` Trainer stops the run (no length DEBA knows)."""
+        if self.deba_max_samples is not None:
+            run.plan(self.deba_max_samples)
+        elif self._deba_user_max_steps > 0:
+            run.plan(None, owned=False)
+        else:
+            run.plan(int(math.ceil(self.args.num_train_epochs * n)))
+
+    @property
+    def deba_run(self) -> DebaRun:
+        """The shared run object of the current (or last) ``train()``."""
+        return self._deba_run
+
+    @property
+    def deba_profile(self) -> ArchitectureProfile:
+        """The run's profile (starting at ``per_device_train_batch_size x world_size``)."""
+        return self._deba_run.profile
+
+    @property
+    def deba_scheduler(self) -> BatchScheduler:
+        """The run's batch scheduler."""
+        return self._deba_run.scheduler
+
+    @property
+    def deba_options(self) -> RunOptions:
+        """DEBA's settings (:class:`deba.RunOptions`)."""
+        return self._deba_options
+
+    @property
+    def deba_equivalent(self) -> bool:
+        """Whether the budget counts starting-batch-equivalent samples."""
+        return self._deba_run.budget.equivalent
+
+    @property
+    def _deba_engine(self) -> StepEngine | None:
+        return self._deba_run.engine
+
+    @property
+    def deba_max_micro_batch(self) -> int | None:
+        """Samples per forward/backward (lowered for good by an out-of-memory retry)."""
+        if self._deba_run.engine is not None:
+            return self._deba_run.engine.max_micro_batch
+        return self._deba_run.options.max_micro_batch or self._deba_run.profile.max_micro_batch
+
+    @deba_max_micro_batch.setter
+    def deba_max_micro_batch(self, value: int | None) -> None:
+        if self._deba_run.engine is not None:
+            self._deba_run.engine.cap_memory(value)
+        else:
+            self._deba_options = self._deba_options.replace(max_micro_batch=value)
+            self._deba_run.options = self._deba_options
+
     @property
     def deba_samples(self) -> int:
         """Samples trained on so far (all processes together)."""
-        return 0 if self._deba_engine is None else self._deba_engine.samples
+        return self._deba_run.samples
 
     @property
     def deba_progress(self) -> float:
         """What the budget counts: equivalent samples (``deba_budget="equivalent"``) or samples."""
-        if self._deba_engine is None:
-            return 0.0
-        return self._deba_engine.equivalent_samples if self.deba_equivalent else float(self._deba_engine.samples)
+        return self._deba_run.progress
 
     def deba_budget_done(self) -> bool:
         """Whether the sample budget is spent (equivalent budgets stop at 4x the samples at most)."""
-        budget = self._deba_budget
-        if budget is None:
-            return False
-        if self.deba_equivalent and self.deba_samples >= SAMPLE_CAP * budget:
-            return True
-        return self.deba_progress >= budget
+        return self._deba_run.budget_spent()
 
     @property
     def deba_oom_events(self) -> list[dict[str, int]]:
         """Out-of-memory retries so far (each lowered the micro-batch cap for good)."""
-        return [] if self._deba_engine is None else self._deba_engine.oom_events
+        return [] if self._deba_run.engine is None else self._deba_run.engine.oom_events
 
     # Train and resume ----------------------------------------------------------------------------
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
         if self.train_dataset is None:
             raise DebaConfigError.single("train_dataset", None, "is required to train")
-        self._deba_set_budget(len(self.train_dataset))
-        self._deba_resume_dir = self._deba_resume_folder(resume_from_checkpoint)
-        try:
-            return super().train(self._deba_resume_dir or resume_from_checkpoint, *args, **kwargs)
-        finally:
-            if self._deba_history is not None:
-                self._deba_history.close()
-                self._deba_history = None
-
-    def _deba_set_budget(self, n: int) -> None:
-        if self.deba_max_samples is not None:
-            self._deba_budget = self.deba_max_samples
-        elif self._deba_user_max_steps > 0:
-            self._deba_budget = None  # the user asked for optimizer steps: Trainer stops at max_steps
+        if self._deba_trained or self._deba_run.engine is not None:
+            # A second train(): a new run (the last one's engine is attached once, to the last
+            # optimizer; its LR hooks went with detach()). It starts at the user's batch again.
+            self._deba_run.detach()
+            self._deba_run = self._deba_new_run()
         else:
-            self._deba_budget = int(math.ceil(self.args.num_train_epochs * n))
-        # A known budget lets the profile's timing be shares of the run (docs/design.md).
-        self.deba_scheduler.plan(self._deba_budget, equivalent=self.deba_equivalent)
+            self._deba_plan(self._deba_run, len(self.train_dataset))  # the dataset may have changed
+        self._deba_trained = True
         if self._deba_user_max_steps <= 0:
             # A ceiling Trainer needs for a length-less loader; DEBA stops at the sample budget first.
             # Every step takes at least one grid step of samples (an epoch's tail is folded to it).
-            most = self._deba_budget * (SAMPLE_CAP if self.deba_equivalent else 1)
+            budget = self._deba_run.budget
+            most = budget.total * (SAMPLE_CAP if budget.equivalent else 1)
             self.args.max_steps = -(-most // self.deba_profile.granularity) + 1
+        self._deba_resume_dir = self._deba_resume_folder(resume_from_checkpoint)
+        self._deba_pending = None
+        try:
+            return super().train(self._deba_resume_dir or resume_from_checkpoint, *args, **kwargs)
+        finally:
+            self._deba_run.detach()  # the LR hooks off the optimizer, the history closed
 
     def _deba_resume_folder(self, resume_from_checkpoint: str | bool | None) -> str | None:
         if resume_from_checkpoint is True:
@@ -241,35 +303,33 @@ class DebaTrainer(Trainer):
     def get_train_dataloader(self):
         if self.train_dataset is None:
             raise DebaConfigError.single("train_dataset", None, "is required to train")
+        if self._deba_run.engine is not None:  # a loader asked for after the run was attached
+            self._deba_run.detach()
+            self._deba_run = self._deba_new_run()
+        run = self._deba_run
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        if world > 1:
-            context(self.args.device).check_granularity(self.deba_profile.granularity)
+        self._deba_dist = context(self.args.device) if world > 1 else None
+        if self._deba_dist is not None:
+            self._deba_dist.check_granularity(run.profile.granularity)
         self._deba_sampler = AdaptiveBatchSampler(
-            self.train_dataset, self.deba_scheduler.batch_size, shuffle=True, seed=seed,
+            self.train_dataset, run.scheduler.batch_size, shuffle=True, seed=seed,
             drop_last=self.args.dataloader_drop_last, num_replicas=world, rank=rank,
-            min_last_batch=self.deba_profile.granularity,
+            min_last_batch=run.profile.granularity,
         )
-        self._deba_build_engine(seed, world)
-        # Every process records its own trajectory (agreement between ranks can be checked).
-        self._deba_history = HistoryWriter(self.args.output_dir, tensorboard=False,
-                                           filename="deba_history.jsonl" if rank == 0 else f"deba_history-rank{rank}.jsonl")
+        # The loader draws its first batch before the first training_step (where the engine is
+        # built): the sampler's position and the scheduler come back here, the engine's part
+        # waits in the run until attach().
+        run.sampler = self._deba_sampler
+        if run.history is not None:
+            run.history.close()
+        run.open_history(self.args.output_dir, filename=HISTORY_FILE, rank=rank)
         if self._deba_resume_dir is not None:
-            self._deba_load_state(self._deba_resume_dir)
+            run.restore(read_state(Path(self._deba_resume_dir) / STATE_FILE, field="resume_from_checkpoint"),
+                        field="deba_profile")
         else:
-            self._deba_history.start()
+            run.history.start()
         return self._deba_loader(seed)
-
-    def _deba_build_engine(self, seed: int, world: int) -> None:
-        if self._deba_engine is not None and self._deba_engine.coupler is not None:
-            self._deba_engine.coupler.remove()  # a second train(): the old LR hooks must go
-        probe = GradientProbe(self.model, sketch_size=self.deba_profile.sketch_size, seed=self.args.seed)
-        self._deba_engine = StepEngine(
-            self.model, self.deba_scheduler, probe, backward=self.accelerator.backward,
-            max_micro_batch=self.deba_max_micro_batch, dist=context(self.args.device) if world > 1 else None,
-            sampler=self._deba_sampler,
-        )
-        self._deba_bound = None
 
     def _deba_loader(self, seed: int):
         dataset, collator = self._deba_dataset_and_collator()
@@ -320,71 +380,56 @@ class DebaTrainer(Trainer):
             opt = opt.optimizer
         return opt
 
-    def _deba_bind(self, model: torch.nn.Module) -> StepEngine:
-        """Point the engine at the model Trainer steps (possibly wrapped) and at the optimizer."""
-        engine = self._deba_engine
-        if engine is None:
+    def _deba_attach(self, model: torch.nn.Module) -> StepEngine:
+        """Build the engine once the model Trainer steps (possibly wrapped) and the optimizer exist:
+        its forward/backward are Trainer's, bound to that model; the probe reads ``self.model``."""
+        run = self._deba_run
+        if self._deba_sampler is None or run.sampler is not self._deba_sampler:
             raise DebaConfigError.single("train_dataloader", None, "must be built by DebaTrainer before training")
-        if self._deba_bound is not model:
-            n_gpu = self.args.n_gpu
+        n_gpu = self.args.n_gpu
 
-            def forward_loss(micro: dict[str, Any]) -> torch.Tensor:
-                with self.compute_loss_context_manager():
-                    loss = self.compute_loss(model, micro)
-                return loss.mean() if n_gpu > 1 else loss
+        def forward_loss(micro: dict[str, Any]) -> torch.Tensor:
+            with self.compute_loss_context_manager():
+                loss = self.compute_loss(model, micro)
+            return loss.mean() if n_gpu > 1 else loss
 
-            engine.forward_loss = forward_loss
-            engine.no_sync = lambda: self.accelerator.no_sync(model)
-            self._deba_bound = model
-        if engine.coupler is None:
-            opt = self._deba_torch_optimizer()
-            self.deba_scheduler.optimizer_family = optimizer_family(opt)  # the optimizer exists from here on
-            engine.coupler = LRCoupler(opt, engine.lr_factor)
+        engine = run.attach(self.model, self._deba_torch_optimizer(), sampler=self._deba_sampler,
+                            forward_loss=forward_loss, backward=self.accelerator.backward, dist=self._deba_dist,
+                            no_sync=lambda: self.accelerator.no_sync(model), seed=self.args.seed)
+        if run.wants_probe():
+            self._deba_probe(engine)
         return engine
 
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         model.train()
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
-        engine = self._deba_bind(model)
-        if self._deba_probe_wanted and engine.steps == 0:
-            self._deba_probe(engine)
+        run = self._deba_run
+        engine = run.engine if run.engine is not None else self._deba_attach(model)
         out = engine.run(self._prepare_inputs(inputs), epoch=self._deba_sampler.epoch)
-        self.deba_max_micro_batch = engine.max_micro_batch
-        self._deba_decision = out.decision
         # Written at on_step_end, once the optimizer step ran and the LR it used is known.
         self._deba_pending = out
+        try:
+            run.check_nonfinite()
+        except NonFiniteTraining:
+            self._deba_flush_record()  # the step that stops the run is in the history too
+            raise
         return torch.tensor(out.obs.loss, device=self.args.device)
 
     def _deba_probe(self, engine: StepEngine) -> None:
-        """Time a few candidate sizes before the first step (goodput needs ``T(B)`` beyond the start)."""
-        self._deba_probe_wanted = False
+        """The start-up throughput probe (goodput needs ``T(B)`` beyond the start): the run's sizes,
+        bound and batches; under DDP its passes run without gradient sync."""
         dataset, collator = self._deba_dataset_and_collator()
         world = self.accelerator.num_processes
-        gen = torch.Generator().manual_seed(self.args.seed + 7919)
-
-        def make_batch(n: int) -> Any:
-            idx = torch.randint(0, len(dataset), (max(1, n // world),), generator=gen).tolist()
-            return self._prepare_inputs(collator([dataset[i] for i in idx]))
-
-        p = self.deba_profile
-        # Under DDP every probe pass runs without gradient sync (no collective in the probe), and
-        # with no time cut-off: ranks on their own clocks would stop at different sizes.
-        with engine.no_sync() if world > 1 else contextlib.nullcontext():
-            probe_throughput(engine.model, engine.forward_loss, make_batch,
-                             startup_sizes(self.deba_scheduler.batch_size, p.max_batch, p.granularity, world),
-                             self.deba_scheduler.throughput, cap=engine.max_micro_batch,
-                             max_seconds=float("inf") if world > 1 else 5.0)
+        make_batch = probe_batch_maker(len(dataset), lambda idx: self._prepare_inputs(collator([dataset[i] for i in idx])),
+                                       self.args.seed, world)
+        self._deba_run.probe_throughput(make_batch, world=world, guard=engine.no_sync if world > 1 else None)
 
     def _deba_flush_record(self) -> None:
         """Write the step's record once the optimizer step ran (so it holds the LR really used)."""
         out, self._deba_pending = self._deba_pending, None
-        if out is None or self._deba_history is None:
-            return
-        coupler = self._deba_engine.coupler
-        lr = coupler.last_used[0] if coupler is not None else None
-        self._deba_history.write(out.record(self._deba_sampler.epoch, lr,
-                                            equivalent_samples=self._deba_engine.equivalent_samples))
+        if out is not None and self._deba_run.engine is not None:
+            self._deba_run.record(out, self._deba_sampler.epoch)
 
     # LR schedule on samples ------------------------------------------------------------------------
 
@@ -392,7 +437,7 @@ class DebaTrainer(Trainer):
         return self.deba_progress / self.deba_scheduler.initial_batch
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
-        budget = self._deba_budget
+        budget = self._deba_run.budget.total
         nominal = num_training_steps if budget is None else max(1, math.ceil(budget / self.deba_scheduler.initial_batch))
         created = self.lr_scheduler is None
         sched = super().create_scheduler(nominal, optimizer)
@@ -405,19 +450,11 @@ class DebaTrainer(Trainer):
     # Logs --------------------------------------------------------------------------------------
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        if self.is_in_train and self._deba_decision is not None:
-            d = self._deba_decision
-            logs["deba_batch_size"] = self.deba_scheduler.batch_size
-            logs["deba_samples"] = self.deba_samples
-            logs["deba_equivalent_samples"] = self._deba_engine.equivalent_samples if self._deba_engine else 0.0
-            if d.noise_scale is not None:
-                logs["deba_noise_scale"] = d.noise_scale
-            if d.noise_scale_low is not None:
-                logs["deba_noise_scale_low"] = d.noise_scale_low
-            logs["deba_lr_factor"] = d.lr_factor
-            if d.score is not None:
-                logs["deba_score"] = d.score
-            for name, value in (d.metrics or self.deba_scheduler.metrics()).items():
+        run = self._deba_run
+        d = run.scheduler.last_decision
+        if self.is_in_train and d is not None:
+            logs.update({f"deba_{name}": value for name, value in run.log_values(d).items()})
+            for name, value in (d.metrics or run.scheduler.metrics()).items():
                 logs[f"deba_{name}"] = value
         super().log(logs, *args, **kwargs)
 
@@ -425,24 +462,12 @@ class DebaTrainer(Trainer):
 
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
-        if not self.args.should_save or self._deba_engine is None:
+        if not self.args.should_save or self._deba_run.engine is None:
             return
         folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-        state = build_state(profile=self.deba_profile, scheduler=self.deba_scheduler, engine=self._deba_engine,
-                            sampler=self._deba_sampler, world_size=self.accelerator.num_processes,
-                            history_records=0 if self._deba_history is None else self._deba_history.count)
-        write_json_atomic(folder / STATE_FILE, state)
-
-    def _deba_load_state(self, folder: str) -> None:
-        state = read_state(Path(folder) / STATE_FILE, field="resume_from_checkpoint")
-        restore_state(state, profile=self.deba_profile, scheduler=self.deba_scheduler, engine=self._deba_engine,
-                      sampler=self._deba_sampler, field="deba_profile")
-        self.deba_max_micro_batch = self._deba_engine.max_micro_batch
-        self._deba_decision = self.deba_scheduler.last_decision
-        if self._deba_history is not None:
-            self._deba_history.start(resumed_records=int(state["history_records"]))
+        write_json_atomic(folder / STATE_FILE, self._deba_run.state_document(world=self.accelerator.num_processes))
 
     def deba_history(self) -> list[dict[str, Any]]:
         """Every step of the run (from ``output_dir/deba_history.jsonl``, resumes included)."""
-        path = Path(self.args.output_dir) / "deba_history.jsonl"
+        path = Path(self.args.output_dir) / HISTORY_FILE
         return read_history(path) if path.exists() else []

@@ -234,10 +234,13 @@ def test_vision_model_on_fashion_mnist(tmp_path):
                           eval_dataset=DictImages(data.test.tensors), compute_metrics=accuracy, deba_profile=profile)
     trainer.train()
     history = trainer.deba_history()
-    assert len(trainer.deba_scheduler.throughput.measured()) >= 3, "the probe timed several sizes"
+    # The run's start-up probe (DebaRun.probe_throughput): the sizes up to the start always, past it
+    # only within 1 % of the run's expected length (this run lasts seconds, so it may stop there).
+    clock = trainer.deba_run.clock
+    assert {4, 8} <= set(clock["probe_sizes"]) and clock["probe_seconds"] > 0 and clock["probe_passes"] > 0
     # The probe timed half the starting batch too: what a measurement split costs, T(8)/T(4), sets how
     # often it measures (here ~1 in 100+ steps: this short run may end before the first measurement).
-    assert 4 in trainer.deba_scheduler.throughput.measured()
+    assert {4, 8} <= set(trainer.deba_scheduler.throughput.measured())
     # it stopped on its equivalent budget, not on Trainer's step ceiling
     assert trainer.state.global_step < trainer.args.max_steps
     assert trainer.deba_progress >= 2 * 640 or trainer.deba_samples >= 4 * 2 * 640, "the equivalent budget ran out"
@@ -255,3 +258,135 @@ def test_the_users_training_arguments_are_not_changed(task, tmp_path):
     assert trainer.deba_samples >= 64 and trainer.args is not args
     assert trainer.args.ignore_data_skip and trainer.args.max_steps > 0, "DebaTrainer changed its own copy"
     assert args.to_dict() == before, "the TrainingArguments object the user passed is untouched"
+
+
+# A tiny torch model through Trainer (fast): the run's non-finite abort, log names, options, a second train().
+
+SMALL_TABLE = {16: 1000.0, 32: 1005.0, 48: 1500.0, 64: 2000.0, 128: 4000.0, 256: 6000.0}
+
+
+class TinyNet(torch.nn.Module):
+    """Linear layers only (DEBA reads per-sample norms); ``poisoned`` makes every loss NaN."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+        self.poisoned = False
+
+    def forward(self, x, labels=None):
+        logits = self.net(x)
+        out = {"logits": logits}
+        if labels is not None:
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            out["loss"] = loss * float("nan") if self.poisoned else loss
+        return out
+
+
+class TinyData(torch.utils.data.Dataset):
+    def __init__(self, n=320):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 8, generator=g)
+        self.y = (self.x[:, 0] > 0).long() + (self.x[:, 1] > 0.5).long()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class PoisonAfter(TrainerCallback):
+    """From optimizer step ``n`` on, the model's loss is NaN."""
+
+    def __init__(self, model, n):
+        self.model, self.n = model, n
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.n:
+            self.model.poisoned = True
+
+
+def tiny_trainer(out, *, model=None, epochs=2, callbacks=(), **deba):
+    if "deba_options" not in deba:
+        deba = {"deba_profile": "mlp", "deba_throughput": SMALL_TABLE, **deba}
+    args = TrainingArguments(str(out), num_train_epochs=epochs, learning_rate=0.05, logging_steps=1, save_strategy="no",
+                             report_to=[], use_cpu=True, eval_strategy="no", disable_tqdm=True, seed=0,
+                             per_device_train_batch_size=32, lr_scheduler_type="constant")
+    return DebaTrainer(model=model if model is not None else TinyNet(), args=args, train_dataset=TinyData(),
+                       callbacks=list(callbacks), **deba)
+
+
+@pytest.mark.timeout(120)
+def test_a_loss_gone_nan_stops_the_run(tmp_path):
+    model = TinyNet()
+    trainer = tiny_trainer(tmp_path, model=model, callbacks=[PoisonAfter(model, 2)])
+    abort_after = 3 * trainer.deba_profile.nonfinite_patience  # the default, as in deba.fit
+    with pytest.raises(deba.NonFiniteTraining, match="consecutive non-finite"):
+        trainer.train()
+    history = trainer.deba_history()
+    assert len(history) == 2 + abort_after, "the step that stops the run is recorded too"
+    assert trainer.state.global_step == 2 + abort_after - 1, "raised from the step, before its optimizer step"
+    # the keyword, validated under its own name
+    model = TinyNet()
+    trainer = tiny_trainer(tmp_path / "b", model=model, callbacks=[PoisonAfter(model, 1)], deba_nonfinite_abort=2)
+    with pytest.raises(deba.NonFiniteTraining):
+        trainer.train()
+    assert len(trainer.deba_history()) == 3
+    for bad in (0, 1.5, True):
+        with pytest.raises(deba.DebaConfigError, match="deba_nonfinite_abort"):
+            tiny_trainer(tmp_path, deba_nonfinite_abort=bad)
+
+
+@pytest.mark.timeout(120)
+def test_logs_are_the_runs_values_under_deba_names(tmp_path):
+    cap = Capture()
+    trainer = tiny_trainer(tmp_path, callbacks=[cap])  # goodput, equivalent budget: the noise is measured
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert logged and all("deba_batch_size" in h and "deba_equivalent_samples" in h for h in logged)
+    assert any("deba_noise_scale" in h and "deba_noise_scale_low" in h for h in logged)
+    # the names DebaRun.log_values gives every front end (Lightning: deba/<name>), plus the metrics
+    names = {"batch_size", "samples", "equivalent_samples", "lr_factor", "score", "noise_scale", "noise_scale_low"}
+    seen = {k[len("deba_"):] for h in logged for k in h if k.startswith("deba_")}
+    assert names <= seen, names - seen
+    metrics = set(trainer.deba_scheduler.metrics())
+    assert metrics and metrics <= seen, "the strategy's metrics as deba_<metric>"
+    assert any("deba_noise_scale" in logs for logs in cap.logs), "through Trainer.log to the callbacks"
+
+
+@pytest.mark.timeout(120)
+def test_deba_options_instead_of_the_keywords(tmp_path):
+    opts = deba.RunOptions(profile="mlp", throughput=SMALL_TABLE, budget="samples", max_micro_batch=24)
+    trainer = tiny_trainer(tmp_path, deba_options=opts)
+    assert trainer.deba_options is opts and trainer.deba_max_micro_batch == 24
+    trainer.train()
+    assert not trainer.deba_equivalent and trainer.deba_samples == 2 * 320, "strictly 2 epochs of samples"
+    assert any(r["micro_batches"] > 1 for r in trainer.deba_history()), "the options' memory cap"
+    with pytest.raises(deba.DebaConfigError, match="deba_budget") as info:
+        DebaTrainer(model=TinyNet(), args=TrainingArguments(str(tmp_path), use_cpu=True, report_to=[]),
+                    train_dataset=TinyData(), deba_options=opts, deba_budget="equivalent")
+    assert "deba_options" in str(info.value)
+    with pytest.raises(deba.DebaConfigError, match="deba_options"):
+        DebaTrainer(model=TinyNet(), args=TrainingArguments(str(tmp_path), use_cpu=True, report_to=[]),
+                    train_dataset=TinyData(), deba_options={"budget": "samples"})
+    with pytest.raises(deba.DebaConfigError, match="deba_budget"):
+        tiny_trainer(tmp_path, deba_budget="steps")
+
+
+@pytest.mark.timeout(120)
+def test_a_second_train_is_a_fresh_run_on_the_same_optimizer(tmp_path):
+    trainer = tiny_trainer(tmp_path, deba_budget="samples")
+    first_scheduler = trainer.deba_scheduler
+    trainer.train()
+    first = trainer.deba_history()
+    opt = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+    hooks = len(opt._optimizer_step_pre_hooks) + len(opt._optimizer_step_post_hooks)
+    trainer.train()
+    second = trainer.deba_history()
+    assert trainer.deba_scheduler is not first_scheduler and trainer.deba_samples == 2 * 320
+    assert second[0]["batch_size"] == 32 and second[0]["step"] == first[0]["step"], "from the user's batch again"
+    for rec in second:  # one LR factor on the constant schedule: the first run's hooks are gone
+        assert rec["lr"] == pytest.approx(0.05 * rec["lr_factor"], rel=1e-9)
+    assert len({r["lr_factor"] for r in second}) > 1
+    assert len(opt._optimizer_step_pre_hooks) + len(opt._optimizer_step_post_hooks) == hooks

@@ -91,3 +91,51 @@ class TestLightningCallback(_LightningFrontEnd):
 
 class TestLightningModule(_LightningFrontEnd):
     mixin = True
+
+
+class TestHuggingFaceTrainer(AdapterConformance):
+    """``DebaTrainer``; accelerate's loader draws one batch ahead (to know the last one)."""
+
+    loader_prefetch = 1
+
+    def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
+              resume: bool = False) -> AdapterRun:
+        pytest.importorskip("transformers")
+        from transformers import TrainerCallback, TrainingArguments
+
+        from deba.adapters.huggingface import DebaTrainer
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = case.model()
+
+            def forward(self, x, labels):
+                return {"loss": torch.nn.functional.cross_entropy(self.net(x), labels)}
+
+        class Rows(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(case.targets)
+
+            def __getitem__(self, i):
+                return {"x": case.inputs[i], "labels": case.targets[i]}
+
+        class Kill(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                if crash_after is not None and state.global_step >= crash_after:
+                    raise Crash("killed")
+
+        model = Wrapped()
+        args = TrainingArguments(str(workdir), per_device_train_batch_size=case.batch_size, num_train_epochs=case.epochs,
+                                 lr_scheduler_type="constant", max_grad_norm=0.0, seed=case.seed, report_to=[],
+                                 logging_strategy="no", save_strategy="steps" if crash_after else "no",
+                                 save_steps=crash_after or 500, disable_tqdm=True, use_cpu=True,
+                                 remove_unused_columns=False)
+        trainer = DebaTrainer(model=model, args=args, train_dataset=Rows(), optimizers=(case.optimizer(model.parameters()), None),
+                              deba_options=case.options(), callbacks=[Kill()])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.train(resume_from_checkpoint=str(workdir / f"checkpoint-{case.crash_after}") if resume else None)
+        after = case.crash_after if resume else 0
+        return AdapterRun(_history_steps(workdir / "deba_history.jsonl", after),
+                          json.loads(json.dumps(trainer.deba_run.state_document())))

@@ -134,13 +134,13 @@ def test_constructor_keywords_set_what_callers_used_to_reassign():
     model = nn.Linear(4, 3)
     sched = deba.BatchScheduler(PROFILE)
     assert _engine(model).per_sample is not None, "a linear model reads per-sample norms by default"
-    engine = StepEngine(model, sched, deba.GradientProbe(model, 8), per_sample_norms=False, shadow_halves=False,
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8), per_sample_norms=False, shadow_halves=False,
                         measure_noise=False)
     assert engine.per_sample is None and engine.shadow_halves is False and not engine._measure_now()
     for bad in ({"per_sample_norms": "no"}, {"measure_noise": 1}, {"shadow_halves": "always"},
                 {"max_micro_batch": 0}, {"forward_loss": 3}):
         with pytest.raises(deba.DebaConfigError, match=next(iter(bad))):
-            StepEngine(model, sched, deba.GradientProbe(model, 8), **bad)
+            StepEngine(model, sched, deba.signals.GradientProbe(model, 8), **bad)
 
 
 def test_run_takes_a_forward_loss_per_call_and_cap_memory_caps_the_next_steps():

@@ -24,6 +24,9 @@ Everything else lives in one namespace per extension kind:
 ``deba.profiles``    ArchitectureProfile, traits, detection, loading
 ``deba.adapters``    framework adapters (``torch``, ``huggingface``, ``lightning``, ``distributed``)
 ``deba.errors``      the error types
+``deba.signals``     Observation, the gradient probe and snapshot, the noise-scale estimator
+``deba.training``    the run's parts: ``run`` (DebaRun), ``step`` (the step engine), ``lr``
+                     (LRCoupler), ``memory`` (find_max_micro_batch), ``sampler``, ``checkpoint``
 ==================== ==========================================================================
 
 Names that used to be at the top level (``deba.GoodputPolicy``, ``deba.GradientProbe``, ...) still

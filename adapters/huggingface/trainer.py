@@ -181,7 +181,11 @@ class DebaTrainer(Trainer):
     def _deba_new_run(self) -> DebaRun:
         """A fresh run at the user's starting batch, planned when the budget is known already."""
         start = self.args.per_device_train_batch_size * max(1, self.args.world_size)
-        run = DebaRun(self._deba_options, self.model, initial_batch=start,
+        previous = getattr(self, "_deba_run", None)
+        # A later train() keeps the profile the first resolved: detecting again ("auto") would run a
+        # forward pass and move the global RNG between runs.
+        options = self._deba_options if previous is None else self._deba_options.replace(profile=previous.profile)
+        run = DebaRun(options, self.model, initial_batch=start,
                       initial_field="per_device_train_batch_size x world_size")
         if self.train_dataset is not None and hasattr(self.train_dataset, "__len__"):
             self._deba_plan(run, len(self.train_dataset))

@@ -135,7 +135,7 @@ class DebaCallback(pl.Callback):
         self.sampler = _find_sampler(trainer, loader)
         self.run = self._build(trainer, pl_module)
         if self._loaded is not None:
-            self._resume(self._loaded, loader)
+            self._resume(trainer, self._loaded, loader)
             self._loaded = None
         elif self.run.history is not None:
             self.run.history.start()
@@ -241,14 +241,17 @@ class DebaCallback(pl.Callback):
         run.attach(module, opt, sampler=self.sampler, dist=ctx, seed=self.seed, **_step_parts(trainer, module, ctx))
         return run
 
-    def _resume(self, state: dict[str, Any], loader: Any) -> None:
-        """Continue the run of a checkpoint: the loader already continued the sample order."""
-        if state.get("sampler") is not None and getattr(loader, "restored", None) is None:
-            raise DebaConfigError.single(
-                "train_dataloader", type(loader).__name__, "must be deba_dataloader(...) to resume: Lightning gives a "
-                "loader its position back only when the loader keeps state", remedy="Return "
-                "deba.adapters.lightning.deba_dataloader(dataset, batch_size) from train_dataloader().")
-        self.run.restore(state, field="DebaCallback profile", sampler=False)
+    def _resume(self, trainer: pl.Trainer, state: dict[str, Any], loader: Any) -> None:
+        """Continue the run of a checkpoint. A ``DebaDataLoader`` saved mid-epoch has its position
+        back already (Lightning restores a stateful loader when it restarts an epoch); after a
+        checkpoint at an epoch's end Lightning restores no loader state, so the sampler takes DEBA's
+        copy and the training iterator starts again (no batch drawn from the fresh state trains)."""
+        restored = getattr(loader, "restored", None) is not None
+        if restored:
+            loader.restored = None  # a cached loader must not look restored at the next fit
+        self.run.restore(state, field="DebaCallback profile", sampler=not restored)
+        if not restored and state.get("sampler") is not None:
+            restart_training_iterator(trainer)
         rng = state.get("rng")
         if isinstance(rng, list):
             rank = 0 if self.engine.dist is None else self.engine.dist.rank
@@ -323,6 +326,23 @@ class DebaCallback(pl.Callback):
         callback = self
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: float(lr_lambda(callback.done_fraction())))
 
+
+
+def restart_training_iterator(trainer: pl.Trainer) -> None:
+    """Start the training loader's iterator again (Lightning's fit loop drew its first batch in
+    ``setup_data``, before any callback hook of a resumed fit could restore the sampler).
+
+    The one place DEBA touches a private member of Lightning (``fit_loop._data_fetcher``);
+    ``tests/adapters/test_lightning.py`` resumes from an epoch-end checkpoint through it, so a
+    change in Lightning fails that test.
+    """
+    fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+    if fetcher is None or getattr(fetcher, "combined_loader", None) is None:
+        raise DebaConfigError.single(
+            "lightning", pl.__version__, "has no training data fetcher where DEBA expects one (fit_loop._data_fetcher)",
+            remedy="Resume from a mid-epoch checkpoint (ModelCheckpoint(every_n_train_steps=...)), or use a lightning "
+                   "version DEBA supports (deba.adapters.lightning.SUPPORTED_LIGHTNING).")
+    iter(fetcher)
 
 
 def _training_loader(trainer: pl.Trainer) -> Any:

@@ -87,6 +87,13 @@ class DebaController:
         check_positive_int(max_samples, "max_samples")
         start = batch_size if batch_size is not None else (sampler.batch_size if sampler is not None else None)
         opts = merge_options(options, {"profile": profile, "strategy": strategy})
+        if opts.probe_throughput:
+            raise DebaConfigError.single("probe_throughput", True, "is not available in manual mode: DebaController "
+                                         "cannot run passes of its own before your loop starts",
+                                         remedy="Give a throughput table (RunOptions(throughput=...)) or let it "
+                                                "measure the sizes your loop trains at.")
+        if opts.budget == "equivalent" and max_samples is None:
+            raise DebaConfigError.single("budget", "equivalent", "needs max_samples: the run's length in samples")
         self.run = DebaRun(opts, model, initial_batch=start, optimizer=optimizer,
                            initial_field="batch_size" if batch_size is not None else "sampler.batch_size")
         if max_samples is not None:

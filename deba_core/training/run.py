@@ -133,6 +133,8 @@ class DebaRun:
                                       "probe_sizes": [], "probe_passes": 0}
         self.abort_after = options.nonfinite_abort or 3 * self.profile.nonfinite_patience
         self._pending: dict[str, Any] | None = None  # a state document waiting for the engine
+        self._pending_sampler: dict[str, Any] | None = None  # ... and a sampler position for attach()
+        self._planned = False
 
     def _profile(self, model: nn.Module, initial_batch: int | None, field: str, fixed: int | None,
                  world: int) -> ArchitectureProfile:
@@ -155,6 +157,7 @@ class DebaRun:
             raise DebaConfigError.single("budget", "equivalent", "needs DEBA to own the stop (epochs=... or "
                                          "max_samples=...) to train equivalent samples")
         self.budget = RunBudget(total, equivalent=equivalent, owned=owned)
+        self._planned = True
         self.scheduler.measure_noise = equivalent
         # A known budget lets the profile's timing be shares of the run (docs/design.md).
         self.scheduler.plan(total, equivalent=equivalent)
@@ -203,6 +206,9 @@ class DebaRun:
         if optimizer is not None and self.scheduler.optimizer_family is None:
             self.scheduler.optimizer_family = optimizer_family(optimizer)
         self.sampler = sampler
+        if sampler is not None and self._pending_sampler is not None:
+            sampler.load_state_dict(self._pending_sampler)
+            self._pending_sampler = None
         if sampler is not None:
             # An epoch's tail smaller than one grid step joins the batch before it, in every front end.
             sampler.min_last_batch = max(sampler.min_last_batch, self.profile.granularity)
@@ -326,6 +332,11 @@ class DebaRun:
         engine = self.engine if self.engine is not None else _NoEngine()
         restore_state(state, profile=self.profile, scheduler=self.scheduler, engine=engine,
                       sampler=self.sampler if sampler else None, field=field)
+        if sampler and self.sampler is None:
+            self._pending_sampler = state.get("sampler")  # applied when attach() gets the sampler
+        if self._planned:
+            # The scheduler's share timing follows this run's budget, as the stop does.
+            self.scheduler.plan(self.budget.total, equivalent=self.budget.equivalent)
         if self.engine is None:
             self._pending = state
         else:

@@ -382,12 +382,6 @@ class StepEngine:
         constructor's ``shadow_halves``."""
         return self._shadow_halves
 
-    @shadow_halves.setter
-    def shadow_halves(self, value: bool | None) -> None:
-        # Deprecated: pass shadow_halves= to the constructor.
-        self._shadow_halves = _check_shadow(value)
-        self._interval.invalidate()  # the measurement interval depends on it
-
     def _shadow_now(self) -> bool:
         """Whether a measurement of a one-micro-batch step runs a shadow half instead of a split."""
         if self._shadow_halves is not None:

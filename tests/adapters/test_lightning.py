@@ -315,21 +315,36 @@ def test_the_callbacks_probe_is_the_shared_runs(data, monkeypatch):
     assert calls and calls[0]["world"] == 1 and cb.run.clock["probe_sizes"]
 
 
-def test_resuming_with_a_loader_that_keeps_no_state_is_refused(data, tmp_path):
+def _steps_of(folder):
+    return [(r["step"], r["batch_size"], r["loss"]) for r in read_history(folder / "deba_history.jsonl")
+            if r.get("kind") == "step"]
+
+
+@pytest.mark.parametrize("plain_loader", [False, True])
+def test_resume_from_an_epoch_end_checkpoint_continues_exactly(data, tmp_path, plain_loader):
+    # Lightning restores no loader state after a finished epoch: DEBA's copy of the sampler's
+    # position is applied and the training iterator restarted (restart_training_iterator), for
+    # deba_dataloader and for a plain DataLoader over an AdaptiveBatchSampler alike.
     class PlainLoaderNet(Net):
         def train_dataloader(self):
-            sampler = deba.AdaptiveBatchSampler(self.dataset, 32)
+            sampler = deba.AdaptiveBatchSampler(self.dataset, 32, seed=0)
             return torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler)
 
-    cb = DebaCallback(profile="mlp", throughput=TABLE)
-    ck = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(tmp_path), every_n_train_steps=5, save_top_k=-1)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[cb, ck], enable_progress_bar=False,
-                        enable_model_summary=False)
+    cls = PlainLoaderNet if plain_loader else Net
+
+    def trainer(folder, epochs, checkpoint):
+        cb = DebaCallback(profile="mlp", throughput=TABLE, history_dir=str(folder))
+        extra = [L.pytorch.callbacks.ModelCheckpoint(dirpath=str(folder / "ck"), save_top_k=-1)] if checkpoint else []
+        return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[cb, *extra],
+                         enable_checkpointing=checkpoint, enable_progress_bar=False, enable_model_summary=False)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(PlainLoaderNet(data.train))
-        path = sorted(tmp_path.glob("*.ckpt"))[0]
-        again = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, callbacks=[DebaCallback(profile="mlp", throughput=TABLE)],
-                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-        with pytest.raises(deba.DebaConfigError, match="deba_dataloader"):
-            again.fit(PlainLoaderNet(data.train), ckpt_path=str(path))
+        trainer(tmp_path / "whole", 3, False).fit(cls(data.train))
+        trainer(tmp_path / "cut", 1, True).fit(cls(data.train))
+        (tmp_path / "cut" / "deba_history.jsonl").unlink()
+        ckpt = sorted((tmp_path / "cut" / "ck").glob("*.ckpt"))[0]
+        trainer(tmp_path / "cut", 3, False).fit(cls(data.train), ckpt_path=str(ckpt))
+    whole, resumed = _steps_of(tmp_path / "whole"), _steps_of(tmp_path / "cut")
+    assert resumed and resumed[0][0] > 1, "the resumed run starts after the checkpoint"
+    assert resumed == whole[resumed[0][0] - 1:]

@@ -40,12 +40,11 @@ def _trajectory(seed: int, throughput: dict[int, float], steps: int, per_sample:
         x, y = batch
         return 0.5 * ((model(x).squeeze(1) - y) ** 2).mean()
 
-    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8), forward_loss=forward_loss)
-    assert engine.per_sample is not None, "a linear model: per-sample norms are readable"
-    if per_sample is not True:
-        engine.per_sample = None  # the general path: measurement steps split the batch in two
-    if per_sample == "shadow":
-        engine.shadow_halves = True  # the BatchNorm path: one extra pass over half the batch
+    # per_sample=False: the general path, measurement steps split the batch in two; "shadow": the
+    # BatchNorm path, one extra pass over half the batch.
+    engine = StepEngine(model, sched, deba.signals.GradientProbe(model, 8), forward_loss=forward_loss,
+                        per_sample_norms=per_sample is True, shadow_halves=True if per_sample == "shadow" else None)
+    assert (engine.per_sample is not None) == (per_sample is True)
     estimates, truth = [], []
     for _ in range(steps):
         u = model.weight.detach().reshape(-1) - w_star

@@ -34,6 +34,7 @@ class _LightningFrontEnd(AdapterConformance):
 
     mixin = False
     loader_prefetch = 1
+    pytestmark = pytest.mark.slow  # a Trainer per test: in `make test`, not in `make test-fast`
 
     def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
               resume: bool = False) -> AdapterRun:
@@ -97,6 +98,7 @@ class TestHuggingFaceTrainer(AdapterConformance):
     """``DebaTrainer``; accelerate's loader draws one batch ahead (to know the last one)."""
 
     loader_prefetch = 1
+    pytestmark = pytest.mark.slow
 
     def train(self, case: ConformanceCase, workdir: Any, *, crash_after: int | None = None,
               resume: bool = False) -> AdapterRun:

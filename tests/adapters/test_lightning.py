@@ -270,6 +270,7 @@ def test_sigkill_mid_run_then_resume_from_the_checkpoint_continues_exactly(tmp_p
     assert killed_ids  # the killed run logged its batches
 
 
+@pytest.mark.slow
 def test_a_loaded_checkpoint_state_never_reaches_another_trainers_loader(data, tmp_path):
     # Each loader carries its own position (Lightning's stateful-loader protocol): a callback that
     # loaded a checkpoint's state must not hand it to another trainer that starts afresh.
@@ -285,6 +286,7 @@ def test_a_loaded_checkpoint_state_never_reaches_another_trainers_loader(data, t
     assert steps[0]["step"] == 1 and steps[-1]["samples"] == len(data.train)
 
 
+@pytest.mark.slow
 def test_the_callback_logs_the_noise_estimate_and_its_bound_under_their_own_names(data, tmp_path):
     logged = set()
 
@@ -298,6 +300,7 @@ def test_the_callback_logs_the_noise_estimate_and_its_bound_under_their_own_name
     assert {"deba/batch_size", "deba/lr_factor", "deba/noise_scale", "deba/noise_scale_low"} <= logged
 
 
+@pytest.mark.slow
 def test_the_callbacks_probe_is_the_shared_runs(data, monkeypatch):
     # One probe for every front end: the same sizes, the same bound (no time cut-off under DDP).
     from deba.training.run import DebaRun
@@ -320,6 +323,7 @@ def _steps_of(folder):
             if r.get("kind") == "step"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plain_loader", [False, True])
 def test_resume_from_an_epoch_end_checkpoint_continues_exactly(data, tmp_path, plain_loader):
     # Lightning restores no loader state after a finished epoch: DEBA's copy of the sampler's

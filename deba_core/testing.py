@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -370,6 +370,8 @@ class AdapterRun:
 
     steps: list[tuple[int, float]]
     state: dict[str, Any] | None = None
+    #: (batch size decided at the step, epoch the step trained in) per step, where the driver records it.
+    decided: list[tuple[int, int]] = field(default_factory=list)
 
 
 class AdapterConformance:
@@ -521,6 +523,7 @@ class ControllerFrontEnd(AdapterConformance):
             opt.load_state_dict(saved["optimizer"])
             ctl.load_state_dict(json.loads((workdir / "deba.json").read_text()))
         steps: list[tuple[int, float]] = []
+        decided: list[tuple[int, int]] = []
 
         def loss_of(batch: Any) -> Any:
             return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
@@ -531,20 +534,20 @@ class ControllerFrontEnd(AdapterConformance):
                 ahead.append(batch)
                 if len(ahead) <= self.loader_prefetch:
                     continue
-                if not self._step(ctl, opt, ahead.popleft(), loss_of, sampler, steps, crash_after, model, workdir):
+                if not self._step(ctl, opt, ahead.popleft(), loss_of, sampler, steps, decided, crash_after, model, workdir):
                     break
             else:
-                while ahead and self._step(ctl, opt, ahead.popleft(), loss_of, sampler, steps, crash_after, model,
-                                           workdir):
+                while ahead and self._step(ctl, opt, ahead.popleft(), loss_of, sampler, steps, decided, crash_after,
+                                           model, workdir):
                     pass
             if sampler.position >= sampler.num_samples:
                 ctl.end_epoch()
                 sampler.set_epoch(sampler.epoch + 1)
-        return AdapterRun(steps, json.loads(json.dumps(ctl.state_dict())))
+        return AdapterRun(steps, json.loads(json.dumps(ctl.state_dict())), decided)
 
     @staticmethod
-    def _step(ctl: Any, opt: Any, batch: Any, loss_of: Any, sampler: Any, steps: list, crash_after: int | None,
-              model: Any, workdir: Any) -> bool:
+    def _step(ctl: Any, opt: Any, batch: Any, loss_of: Any, sampler: Any, steps: list, decided: list,
+              crash_after: int | None, model: Any, workdir: Any) -> bool:
         """One step; ``False`` once the budget is spent."""
         import torch
 
@@ -556,6 +559,7 @@ class ControllerFrontEnd(AdapterConformance):
             opt.step()
         ctl.engine.after_optimizer_step()
         steps.append((len(batch[1]), ctl.last_outcome.obs.loss))
+        decided.append((ctl.last_outcome.decision.batch_size, sampler.epoch))
         if crash_after is not None and ctl.engine.steps == crash_after:
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, workdir / "ckpt.pt")
             (workdir / "deba.json").write_text(json.dumps(ctl.state_dict()))

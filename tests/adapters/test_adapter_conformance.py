@@ -141,3 +141,26 @@ class TestHuggingFaceTrainer(AdapterConformance):
         after = case.crash_after if resume else 0
         return AdapterRun(_history_steps(workdir / "deba_history.jsonl", after),
                           json.loads(json.dumps(trainer.deba_run.state_document())))
+
+
+@pytest.mark.parametrize("ahead", [0, 1])
+def test_a_loader_drawing_ahead_sees_each_decision_that_many_batches_later(tmp_path, ahead):
+    # What the prefetching reference claims: within an epoch, step j trains the size decided at
+    # step j - 1 - ahead (the first batches of an epoch are drawn after the last decision before it).
+    driver = ControllerFrontEnd()
+    driver.loader_prefetch = ahead
+    run = driver.train(ConformanceCase.default(), tmp_path)
+    sizes = [b for b, _ in run.steps]
+    decided = [d for d, _ in run.decided]
+    epochs = [e for _, e in run.decided]
+    assert len(set(sizes)) > 1, "the case must change the batch size"
+    checked = 0
+    for j in range(1, len(sizes) - 1):
+        start = epochs.index(epochs[j])
+        k = j - start  # index of step j in its epoch
+        last_of_epoch = j + 1 < len(epochs) and epochs[j + 1] != epochs[j]
+        if last_of_epoch or j - 1 - min(ahead, k) < 0:
+            continue  # an epoch's tail has the size that is left
+        assert sizes[j] == decided[j - 1 - min(ahead, k)], f"step {j + 1}: trained {sizes[j]}"
+        checked += 1
+    assert checked > len(sizes) // 2

@@ -34,9 +34,7 @@ class DebaControl(TrainerCallback):
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         t = self.trainer
-        s, engine = t._deba_sampler, t.deba_run.engine
-        if s is not None and engine is not None and (s.position >= s.num_samples or s.epoch_done):
-            engine.end_epoch()
+        t.deba_run.end_epoch_if_used()
         return control
 
 

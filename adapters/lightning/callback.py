@@ -199,10 +199,8 @@ class DebaCallback(pl.Callback):
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        s = self.sampler
-        # Lightning also ends its epoch when the budget stops the run mid-epoch: that is no epoch end.
-        if self.engine is not None and (s.position >= s.num_samples or s.epoch_done):
-            self.engine.end_epoch()
+        if self.run is not None:
+            self.run.end_epoch_if_used()
         if getattr(pl_module, "_deba_runs_steps", False):
             _step_schedules(pl_module, "epoch")
 

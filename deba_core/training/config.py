@@ -14,7 +14,7 @@ from deba.control.scoring import ScoringStrategy
 from deba.errors import DebaConfigError
 from deba.profiles.schema import ArchitectureProfile
 from deba.training.callbacks import Callback
-from deba.training.options import RunOptions, check_budget_kind, check_positive_int, merge_options
+from deba.training.options import RunOptions, check_positive_int, merge_options
 
 __all__ = ["FitConfig", "as_dataset"]
 
@@ -103,8 +103,7 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         self._check_objects()
-        for name in ("batch_size", "epochs", "max_samples", "checkpoint_every", "fixed_batch", "nonfinite_abort",
-                     "max_micro_batch"):
+        for name in ("batch_size", "epochs", "max_samples", "checkpoint_every", "fixed_batch"):
             _positive_or_none(name, getattr(self, name))
         _positive_or_none("history_in_memory", self.history_in_memory)
         if self.epochs is None and self.max_samples is None:
@@ -115,8 +114,7 @@ class FitConfig:
         g = self.max_grad_norm
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not g > 0 or g == float("inf")):
             raise DebaConfigError.single("max_grad_norm", g, "must be a finite number > 0 or None")
-        check_budget_kind(self.budget)
-        self.run_options()  # DEBA's own settings, by the one validator every front end uses
+        self.run_options()  # DEBA's own settings (budget, memory cap, abort...), by the one validator of every front end
         if self.resume and self.checkpoint_dir is None:
             raise DebaConfigError.single("resume", self.resume, "needs checkpoint_dir")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:

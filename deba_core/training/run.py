@@ -275,6 +275,14 @@ class DebaRun:
 
     # Per step -----------------------------------------------------------------------------------
 
+    def end_epoch_if_used(self) -> Decision | None:
+        """Close DEBA's epoch when the sampler's epoch was used up; a framework also ends its own
+        epoch when a budget stops the run mid-epoch, and that is no epoch end (``None`` then)."""
+        s = self.sampler
+        if self.engine is None or s is None or not (s.position >= s.num_samples or s.epoch_done):
+            return None
+        return self.engine.end_epoch()
+
     def record(self, out: StepOutcome, epoch: int | None, **extra: Any) -> dict[str, Any]:
         """The step's history record (written when there is a history), once the optimizer step ran."""
         engine = self._require_engine()
